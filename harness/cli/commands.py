@@ -1,5 +1,7 @@
 """The list of command groups ``ani`` exposes (each lives in its own module)."""
 
+from harness.cli.kg import kg
+from harness.cli.scenario import scenario
 from harness.cli.topo import topo
 
-ALL = [topo]
+ALL = [topo, kg, scenario]

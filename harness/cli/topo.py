@@ -21,3 +21,38 @@ def list_cmd(source: str | None) -> None:
     """Names with node and link counts."""
     for row in list_topologies(source):
         click.echo(f"{row['name']:<40} {row['nodes']:>6} nodes {row['links']:>6} links")
+
+
+@topo.command("show")
+@click.argument("ref")
+@click.option("--json", "as_json", is_flag=True, help="Print the whole topology as JSON.")
+@click.option("--seed", default=0, show_default=True, help="Seed for synthetic as:N graphs.")
+def show_cmd(ref: str, as_json: bool, seed: int) -> None:
+    """Routers, links, delay and capacity summary, and SRLGs of NAME|FILE."""
+    from harness.kg.srlg import find_srlgs
+    from harness.topology.summary import summarise
+
+    g = load_topology(ref, seed=seed)
+    srlgs = find_srlgs(g)
+    if as_json:
+        data = {
+            "name": g.graph["name"], "source": g.graph["source"], "dropped": g.graph["dropped"],
+            "routers": [{"id": n, **d} for n, d in g.nodes(data=True)],
+            "links": [{"id": f"{min(u, v)}-{max(u, v)}", "u": u, "v": v, **d} for u, v, d in g.edges(data=True)],
+            "srlgs": srlgs,
+        }
+        click.echo(json.dumps(data, indent=2))
+        return
+    s = summarise(g)
+    click.echo(f"{s['name']} ({s['source']}): {s['routers']} routers, {s['links']} links, diameter {s['diameter_hops']} hops")
+    click.echo(f"  delay    ms   min {s['delay_min']:.3f}  mean {s['delay_mean']:.3f}  max {s['delay_max']:.3f}"
+               f"   ({s['delay_from_distance']} of {s['links']} from great-circle distance)")
+    click.echo(f"  capacity Mb/s min {s['cap_min']:.0f}  mean {s['cap_mean']:.0f}  max {s['cap_max']:.0f}"
+               f"   ({s['cap_from_data']} of {s['links']} from the data, the rest default)")
+    if g.graph["dropped"]:
+        click.echo(f"  dropped (outside the largest component): {', '.join(g.graph['dropped'])}")
+    click.echo(f"  SRLGs: {len(srlgs)}")
+    for group in srlgs[:20]:
+        click.echo(f"    {group['name']:<8} {group['reason']:<9} {', '.join(group['links'])}")
+    if len(srlgs) > 20:
+        click.echo(f"    … and {len(srlgs) - 20} more (--json for all)")

@@ -1,0 +1,221 @@
+"""Causal state of a scenario as its events fire, and the events admissible next.
+
+:class:`CausalState` replays events in time order over a knowledge graph: what is down,
+degraded, overloaded or misconfigured at each moment (events with ``duration_s`` recover),
+and each applied event's *footprint* — the routers it acts on, its SRLGs, and the routers
+and links on the paths of the flows it affects. The causal validator
+(:mod:`harness.scenario.validate`) and constrained generation both use it, so "valid" means
+the same thing everywhere. See the validator's docstring for the rules themselves.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from harness.kg.model import KnowledgeGraph, nid, split
+from harness.kg.query import dependents, touched_elements
+
+# Rule identifiers, shared with the validator.
+R1, R2, R3, R4, R5 = "R1-target", "R2-alive", "R3-time", "R4-causal", "R5-reach"
+
+
+@dataclass(frozen=True)
+class Footprint:
+    routers: frozenset[str]
+    srlgs: frozenset[str]
+    elements: frozenset[str]        # node ids acted on
+    flow_elements: frozenset[str]   # node ids on the paths of the flows it affects
+
+
+@dataclass
+class CausalState:
+    kg: KnowledgeGraph
+    time: float = 0.0
+    down_links: dict[str, float] = field(default_factory=dict)     # link -> recovery time
+    down_routers: dict[str, float] = field(default_factory=dict)
+    overloaded: dict[str, float] = field(default_factory=dict)
+    degraded: dict[str, float] = field(default_factory=dict)
+    misconfigured: dict[str, float] = field(default_factory=dict)
+    footprints: list[Footprint] = field(default_factory=list)
+    _cache: tuple | None = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ time and liveness
+    def advance(self, t: float) -> None:
+        """Move to time ``t``: elements whose effect has ended recover."""
+        self.time = max(self.time, t)
+        for table in (self.down_links, self.down_routers, self.overloaded, self.degraded, self.misconfigured):
+            for k in [k for k, end in table.items() if end <= self.time]:
+                del table[k]
+
+    def router_alive(self, r: str) -> bool:
+        return r not in self.down_routers
+
+    def link_alive(self, link: str) -> bool:
+        u, v = self.kg.link_ends(link)
+        return link not in self.down_links and self.router_alive(u) and self.router_alive(v)
+
+    def live_topology(self) -> nx.Graph:
+        topo = self.kg.topology
+        return nx.subgraph_view(topo, filter_node=self.router_alive,
+                                filter_edge=lambda u, v: self.link_alive(topo.edges[u, v]["id"]))
+
+    # ------------------------------------------------------------------ checks
+    def check(self, event_type: str, target: str, params: dict) -> list[tuple[str, str]]:
+        """Rule-2 and rule-5 problems of firing this event now: ``[(rule, message)]``."""
+        kg, problems = self.kg, []
+        if event_type in ("fiber_link_failure", "link_degradation"):
+            if target in self.down_links:
+                problems.append((R2, f"link {target} is already down"))
+            elif not self.link_alive(target):
+                problems.append((R2, f"link {target} is down because an endpoint router is down"))
+            elif event_type == "link_degradation" and target in self.degraded:
+                problems.append((R2, f"link {target} is already degraded"))
+        elif event_type == "srlg_failure":
+            if not any(self.link_alive(l) for l in kg.attrs("srlg", target)["links"]):
+                problems.append((R2, f"every link of {target} is already down"))
+        elif event_type in ("router_failure", "router_overload", "misconfiguration", "traffic_surge", "ddos_spike"):
+            if not self.router_alive(target):
+                problems.append((R2, f"router {target} is already down"))
+            elif event_type == "router_overload" and target in self.overloaded:
+                problems.append((R2, f"router {target} is already overloaded"))
+            elif event_type == "misconfiguration" and target in self.misconfigured:
+                problems.append((R2, f"router {target} is already misconfigured"))
+        if problems:
+            return problems
+        if event_type == "misconfiguration" and params.get("mode") == "wrong_next_hop":
+            hop = params.get("next_hop")
+            if hop is not None and not self.link_alive(_link(target, hop)):
+                problems.append((R2, f"the link from {target} to next hop {hop} is down"))
+        if event_type in ("traffic_surge", "ddos_spike"):
+            problems += self._reach(target, params.get("sources") or [])
+        return problems
+
+    def _reach(self, target: str, sources: list[str]) -> list[tuple[str, str]]:
+        live = self.live_topology()
+        problems = []
+        for s in sources:
+            if not self.router_alive(s):
+                problems.append((R2, f"source router {s} is down"))
+            elif not nx.has_path(live, s, target):
+                problems.append((R5, f"source {s} cannot reach {target} through the network as it stands"))
+        if not sources and len(nx.node_connected_component(live, target)) < 2:
+            problems.append((R5, f"no router can reach {target} through the network as it stands"))
+        return problems
+
+    def footprint(self, event_type: str, target: str, params: dict) -> Footprint:
+        kg = self.kg
+        elements = touched_elements(kg, event_type, target)
+        routers: set[str] = set()
+        for e in elements:
+            kind, name = split(e)
+            routers |= set(kg.link_ends(name)) if kind == "link" else {name}
+        routers |= set(params.get("sources") or ())
+        if params.get("next_hop"):
+            routers.add(params["next_hop"])
+        srlgs = {s for e in elements if e.startswith("link:") for s in kg.related(e, "shares_risk")}
+        if event_type == "srlg_failure":
+            srlgs.add(nid("srlg", target))
+        flow_elements: set[str] = set()
+        for e in elements:
+            for d in dependents(kg, e):
+                if d.startswith("flow:"):
+                    a = kg.graph.nodes[d]
+                    flow_elements |= {nid("link", l) for l in a["links"]} | {nid("router", r) for r in a["path"]}
+        return Footprint(frozenset(routers), frozenset(srlgs), frozenset(elements), frozenset(flow_elements))
+
+    def connected(self, fp: Footprint) -> bool:
+        """Rule 4: is this footprint causally connected to an earlier event's?"""
+        if not self.footprints:
+            return True
+        near, srlgs, flow_elements = self._union()
+        return bool(fp.routers & near or fp.srlgs & srlgs or fp.elements & flow_elements)
+
+    def _union(self) -> tuple[set[str], set[str], set[str]]:
+        """Routers (with their neighbours), SRLGs and flow-path elements of all footprints."""
+        if self._cache and self._cache[0] == len(self.footprints):
+            return self._cache[1]
+        near: set[str] = set()
+        srlgs: set[str] = set()
+        flow_elements: set[str] = set()
+        topo = self.kg.topology
+        for f in self.footprints:
+            near |= f.routers
+            srlgs |= f.srlgs
+            flow_elements |= f.flow_elements
+        for r in list(near):
+            near.update(topo.neighbors(r))
+        self._cache = (len(self.footprints), (near, srlgs, flow_elements))
+        return self._cache[1]
+
+    # ------------------------------------------------------------------ apply
+    def apply(self, event_type: str, target: str, end: float, params: dict) -> None:
+        """Record the event's effect until ``end`` and its footprint."""
+        self.footprints.append(self.footprint(event_type, target, params))
+        if event_type == "fiber_link_failure":
+            self.down_links[target] = end
+        elif event_type == "srlg_failure":
+            for l in self.kg.attrs("srlg", target)["links"]:
+                self.down_links.setdefault(l, end)
+        elif event_type == "router_failure":
+            self.down_routers[target] = end
+        elif event_type == "router_overload":
+            self.overloaded[target] = end
+        elif event_type == "link_degradation":
+            self.degraded[target] = end
+        elif event_type == "misconfiguration":
+            self.misconfigured[target] = end
+
+
+def _link(a: str, b: str) -> str:
+    x, y = sorted((a, b))
+    return f"{x}-{y}"
+
+
+def admissible_events(kg: KnowledgeGraph, events=(), *, at: float | None = None,
+                      event_types: list[str] | None = None, allow_independent: bool = False) -> dict[str, list[str]]:
+    """Which ``{event_type: [targets]}`` may fire next, given the events already applied.
+
+    ``events`` are validated :class:`~harness.scenario.model.Event` objects (or dicts with
+    the same fields) already in the scenario; ``at`` is when the next event fires (default:
+    the last event's timestamp). A target is admissible when it exists (rule 1), is alive
+    then (rule 2), is causally connected to an earlier event (rule 4, unless
+    ``allow_independent``) and, for surges and DDoS, reachable (rule 5, with default
+    sources). Types with no admissible target are left out.
+    """
+    from harness.scenario import types  # the registry lives with the scenario records
+
+    state = replay(kg, events)
+    last = max((_get(e, "timestamp") for e in events), default=0.0)
+    state.advance(last if at is None else at)
+    out: dict[str, list[str]] = {}
+    for et in (event_types or types.names()):
+        kind = types.get(et).target_kind
+        candidates = kg.names(kind)
+        ok = []
+        for target in candidates:
+            if state.check(et, target, {}):
+                continue
+            if not allow_independent and state.footprints and not state.connected(state.footprint(et, target, {})):
+                continue
+            ok.append(target)
+        if ok:
+            out[et] = ok
+    return out
+
+
+def replay(kg: KnowledgeGraph, events) -> CausalState:
+    """A :class:`CausalState` with ``events`` (assumed valid) applied in order."""
+    state = CausalState(kg)
+    for e in events:
+        t = _get(e, "timestamp")
+        state.advance(t)
+        d = _get(e, "duration_s")
+        state.apply(_get(e, "event_type"), _get(e, "target"), t + d if d else math.inf, _get(e, "params") or {})
+    return state
+
+
+def _get(e, key):
+    return e.get(key) if isinstance(e, dict) else getattr(e, key)

@@ -1,0 +1,50 @@
+"""Knowledge graph files: networkx node-link JSON, lossless (relation keys included)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import networkx as nx
+
+from harness.errors import KnowledgeGraphError
+from harness.kg.model import KINDS, KnowledgeGraph
+
+FORMAT = "ani-kg/1"
+
+
+def to_json(kg: KnowledgeGraph) -> dict:
+    data = nx.node_link_data(kg.graph, edges="edges")
+    return {"format": FORMAT, **data}
+
+
+def from_json(data: dict) -> KnowledgeGraph:
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise KnowledgeGraphError(f"not an ani knowledge graph (expected format {FORMAT!r})")
+    body = {k: v for k, v in data.items() if k != "format"}
+    try:
+        g = nx.node_link_graph(body, edges="edges", directed=True, multigraph=True)
+    except (KeyError, TypeError, nx.NetworkXError) as exc:
+        raise KnowledgeGraphError(f"malformed knowledge graph: {exc}") from None
+    bad = [n for n, d in g.nodes(data=True) if d.get("kind") not in KINDS]
+    if bad:
+        raise KnowledgeGraphError(f"malformed knowledge graph: node {bad[0]!r} has no valid kind")
+    return KnowledgeGraph(g)
+
+
+def save_kg(kg: KnowledgeGraph, path: str | Path) -> None:
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(to_json(kg)))
+    tmp.replace(path)
+
+
+def load_kg(path: str | Path) -> KnowledgeGraph:
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise KnowledgeGraphError(f"knowledge graph file not found: {path}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise KnowledgeGraphError(f"malformed knowledge graph file {path}: {exc}") from None
+    return from_json(data)
