@@ -56,13 +56,21 @@ def test_paths_are_shortest_by_delay(abilene_kg, abilene):
 def test_traffic_scaled_to_target_load(abilene_kg):
     utils = [abilene_kg.attrs("link", l)["utilisation"] for l in abilene_kg.links]
     assert max(utils) == pytest.approx(0.5, abs=1e-6)
-    loads = {l: 0.0 for l in abilene_kg.links}
+    arcs: dict = {}
+    through = {r: 0.0 for r in abilene_kg.routers}
     for f in abilene_kg.flows:
         a = abilene_kg.attrs("flow", f)
-        for l in a["links"]:
-            loads[l] += a["demand_mbps"]
+        for u, v in zip(a["path"], a["path"][1:]):
+            arcs[u, v] = arcs.get((u, v), 0.0) + a["demand_mbps"]
+        for r in a["path"]:
+            through[r] += a["demand_mbps"]
     for l in abilene_kg.links:
-        assert loads[l] == pytest.approx(abilene_kg.attrs("link", l)["load_mbps"], rel=1e-5, abs=1e-5)
+        u, v = abilene_kg.link_ends(l)
+        busiest = max(arcs.get((u, v), 0.0), arcs.get((v, u), 0.0))
+        assert busiest == pytest.approx(abilene_kg.attrs("link", l)["load_mbps"], rel=1e-5, abs=1e-5)
+    for r in abilene_kg.routers:
+        cpu = abilene_kg.attrs("resource", f"cpu_{r}")
+        assert cpu["capacity"] == pytest.approx(through[r] / 0.5, rel=1e-5)
 
 
 def test_traffic_models_are_seeded():

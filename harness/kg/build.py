@@ -4,14 +4,17 @@ Defaults (documented here, the one place):
 
 * one host per router (``h_<router>``, address ``10.0.<i // 250>.<i % 250 + 1>``).
 * traffic: :func:`harness.kg.traffic.traffic_matrix` (gravity, seed 0, at most 2000 flows),
-  scaled so the busiest link carries ``load`` (default 0.5) of its capacity under
-  single-path shortest-delay routing — a realistically provisioned network with headroom.
+  scaled so the busiest direction of the busiest link carries ``load`` (default 0.5) of its
+  capacity under single-path shortest-delay routing (links are full duplex; a link's
+  ``load_mbps``/``utilisation`` are its busier direction's) — a network with headroom.
 * routing: one shortest path by propagation delay per flow (ties broken deterministically);
   the flow twin refines this with ECMP.
 * services: ``voice``, ``video`` and ``data``; every flow joins one (seeded). SLA latency =
   factor × the slowest member flow's baseline delay (1.5, 2 and 3) plus 1 ms; SLA loss =
   1 %, 2 % and 5 %.
-* resources: router CPU (forwarding capacity = sum of attached link capacities, Mbit/s),
+* resources: router CPU (forwarding capacity, Mbit/s, provisioned like the links: the
+  baseline traffic through the router — every flow counts at every router on its path,
+  endpoints included — is ``load`` of it),
   router buffer (:data:`DEFAULT_BUFFER_PKTS` packets), link capacity (Mbit/s).
 * SRLGs: :func:`harness.kg.srlg.find_srlgs` (conduits, midpoints within 100 km).
 """
@@ -36,6 +39,7 @@ from harness.topology.load import link_id
 DEFAULT_LOAD = 0.5
 DEFAULT_MAX_FLOWS = 2000
 DEFAULT_BUFFER_PKTS = 1000
+MIN_ROUTER_CAPACITY_MBPS = 1.0
 SERVICES = {  # name: (latency factor over the slowest member's baseline, loss bound %)
     "voice": (1.5, 1.0),
     "video": (2.0, 2.0),
@@ -84,7 +88,7 @@ def build_kg(topology: nx.Graph, *, traffic: str = "gravity", seed: int = 0, loa
                    capacity=d["capacity_mbps"], unit="Mbit/s", of=lid)
         G.add_edge(nid("link", lid), nid("resource", res), key="uses")
     for r in routers:
-        cpu = sum(topology.edges[r, n]["capacity_mbps"] for n in topology.neighbors(r))
+        cpu = sum(topology.edges[r, n]["capacity_mbps"] for n in topology.neighbors(r))  # until traffic is known
         for res, kind, cap, unit in ((f"cpu_{r}", "cpu", cpu, "Mbit/s"), (f"buf_{r}", "buffer", DEFAULT_BUFFER_PKTS, "packets")):
             G.add_node(nid("resource", res), kind="resource", name=res, resource=kind, capacity=cap, unit=unit, of=r)
             G.add_edge(nid("router", r), nid("resource", res), key="uses")
@@ -122,7 +126,8 @@ def _add_flows(G: nx.MultiDiGraph, topology: nx.Graph, model: str, seed: int, lo
     sources = sorted({s for s, _, _ in tm})
     index, dist, pred = shortest_paths(topology, sources)
     row = {s: i for i, s in enumerate(sources)}
-    link_load: dict[str, float] = {}
+    arc_load: dict[tuple[str, str], float] = {}
+    router_load: dict[str, float] = {r: 0.0 for r in nodes}
     flows = []
     for s, d, w in tm:
         i, j = row[s], index[d]
@@ -133,18 +138,23 @@ def _add_flows(G: nx.MultiDiGraph, topology: nx.Graph, model: str, seed: int, lo
             path.append(pred[i, path[-1]])
         path = [nodes[k] for k in reversed(path)]
         links = [link_id(a, b) for a, b in zip(path, path[1:])]
-        for lid in links:
-            link_load[lid] = link_load.get(lid, 0.0) + w
+        for a, b in zip(path, path[1:]):
+            arc_load[a, b] = arc_load.get((a, b), 0.0) + w
+        for r in path:
+            router_load[r] += w
         flows.append((s, d, w, path, links, float(dist[i, j])))
-    # Scale so that the busiest link sits at `load` of its capacity.
-    scale = min(G.nodes[nid("link", lid)]["capacity_mbps"] * load / x for lid, x in link_load.items() if x > 0)
-    for lid, x in link_load.items():
-        a = G.nodes[nid("link", lid)]
-        a["load_mbps"] = round(x * scale, 6)
-        a["utilisation"] = round(x * scale / a["capacity_mbps"], 6)
+    # Links are full duplex: scale so the busiest direction of any link sits at `load`.
+    scale = min(G.nodes[nid("link", link_id(a, b))]["capacity_mbps"] * load / x for (a, b), x in arc_load.items() if x > 0)
     for lid in (n for n, d in G.nodes(data=True) if d["kind"] == "link"):
-        G.nodes[lid].setdefault("load_mbps", 0.0)
-        G.nodes[lid].setdefault("utilisation", 0.0)
+        a = G.nodes[lid]
+        busiest = max(arc_load.get((a["u"], a["v"]), 0.0), arc_load.get((a["v"], a["u"]), 0.0)) * scale
+        a["load_mbps"] = round(busiest, 6)
+        a["utilisation"] = round(busiest / a["capacity_mbps"], 6)
+    # Routers are provisioned like the busiest link: baseline traffic through them at `load`.
+    for r in nodes:
+        cpu = G.nodes[nid("resource", f"cpu_{r}")]
+        cpu["load"] = round(router_load[r] * scale, 6)
+        cpu["capacity"] = round(max(router_load[r] * scale / load, MIN_ROUTER_CAPACITY_MBPS), 6)
     for s, d, w, path, links, delay in flows:
         f = nid("flow", f"{s}~{d}")
         G.add_node(f, kind="flow", name=f"{s}~{d}", src=s, dst=d, demand_mbps=round(w * scale, 6),

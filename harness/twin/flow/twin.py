@@ -1,0 +1,264 @@
+"""The flow-level twin: knowledge graph + scenario -> engine states -> the KPI record.
+
+Event semantics (turned into an engine :class:`~harness.twin.flow.engine.NetState`):
+``fiber_link_failure``/``srlg_failure`` fail links; ``router_failure`` fails a router;
+``router_overload`` multiplies its forwarding capacity by ``capacity_factor``;
+``link_degradation`` adds ``loss_pct`` random loss and multiplies capacity by
+``capacity_factor``; ``traffic_surge`` adds ``(multiplier - 1) ×`` the demand of every
+source→target flow; ``ddos_spike`` adds ``intensity ×`` the target's access capacity (sum of
+its links' capacities), split evenly over the sources (default: every other router);
+``misconfiguration`` blackholes or misroutes the target's traffic for ``destinations``.
+An event with ``duration_s`` stops counting once it has ended.
+
+KPIs: over the knowledge graph's flows (attack and surge traffic is not monitored):
+latency mean and p95 over reachable flows; loss = lost / offered traffic (%);
+``impacted_nodes`` = failed routers plus routers most of whose flows (as source or
+destination; more than half) are unreachable or break their service's SLA (latency or loss
+bound) — see :func:`harness.twin.kpi.impacted_routers`; ``unreachable_pairs`` = flows with
+no route. Router forwarding capacities come from the knowledge graph's CPU resources.
+Cascades use a floor of 1.5 × capacity (:data:`CASCADE_FLOOR`): an element trips only when
+its offered load exceeds both (1 + alpha) × its baseline load and 150 % of its capacity, as
+sustained heavy overload trips protection; lighter overload only drops traffic.
+Reroute time per affected flow (a flow whose route changed and is still reachable) =
+detection + controller computation + installation per switch on its new route, with
+:class:`RerouteModel` constants (defaults from the emulation's port-status timing; set them
+from a calibration with ``--calibrate`` later).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from harness.errors import ConfigError
+from harness.kg.model import KnowledgeGraph
+from harness.mitigate import FailureView, plan
+from harness.scenario.model import Event, Scenario
+from harness.twin.flow.engine import Demand, EngineConfig, FlowEngine, NetState, Outcome, build
+from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
+
+MODELLED = [
+    "shortest-delay routing with ECMP, recomputed after failures",
+    "per-direction link load and utilisation from the KG traffic matrix",
+    "M/M/1 queueing delay (capped) plus propagation delay",
+    "overload loss on saturated links and routers, random loss on degraded links",
+    "Motter-Lai cascades of overloaded links and routers",
+    "reroute time from detection + computation + per-switch installation constants",
+]
+NOT_MODELLED = [
+    "TCP congestion control and packet-level transients",
+    "router processing delay and control-plane convergence dynamics",
+    "BGP policy",
+    "loss reducing downstream load (offered loads are counted)",
+]
+
+
+@dataclass(frozen=True)
+class RerouteModel:
+    """Reroute time = detection + computation + install_per_switch × switches on the new path."""
+
+    detection_ms: float = 15.0
+    computation_ms: float = 5.0
+    install_per_switch_ms: float = 2.0
+
+    def time_ms(self, switches: int) -> float:
+        return self.detection_ms + self.computation_ms + self.install_per_switch_ms * switches
+
+
+CASCADE_FLOOR = 1.5
+
+
+@dataclass
+class FlowTwin:
+    """The fast twin. ``with FlowTwin() as twin: twin.run(kg, scenario, "auto")``."""
+
+    config: EngineConfig = field(default_factory=lambda: EngineConfig(cascade_floor=CASCADE_FLOOR))
+    reroute: RerouteModel = field(default_factory=RerouteModel)
+    name: str = "flow"
+    _engines: dict = field(default_factory=dict, repr=False)
+
+    def is_available(self) -> bool:
+        return True
+
+    def __enter__(self) -> "FlowTwin":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._engines.clear()
+
+    # ------------------------------------------------------------------ engine
+    def engine(self, kg: KnowledgeGraph) -> FlowEngine:
+        """The engine for ``kg`` (built once per knowledge graph and cached)."""
+        key = id(kg)
+        if key not in self._engines:
+            demands = [Demand(a["src"], a["dst"], a["demand_mbps"], f) for f in kg.flows
+                       for a in (kg.attrs("flow", f),)]
+            cpu = {r: kg.attrs("resource", f"cpu_{r}")["capacity"] for r in kg.routers}
+            config = self.config if self.config.router_capacity is not None else replace(self.config, router_capacity=cpu)
+            self._engines[key] = (kg, build(kg.topology, demands, config))
+        return self._engines[key][1]
+
+    # ------------------------------------------------------------------ run
+    def run(self, kg: KnowledgeGraph, scenario: Scenario, mitigation: str | None = None) -> ScenarioResult:
+        t0 = time.perf_counter()
+        eng = self.engine(kg)
+        base = eng.evaluate(NetState())
+        timeline = []
+        for i, e in enumerate(scenario.events):
+            out = eng.evaluate(state_for(kg, scenario.events[: i + 1], at=e.timestamp))
+            row = self._row(kg, scenario.id, "failure", base, out, base)
+            timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
+                             **row.kpis(), "impacted_node_names": row.impacted_node_names})
+        at = max(e.timestamp for e in scenario.events)
+        failure_state = state_for(kg, scenario.events, at=at)
+        failure = eng.evaluate(failure_state)
+        rows = {"baseline": self._row(kg, scenario.id, "baseline", base, base, base),
+                "failure": self._row(kg, scenario.id, "failure", base, failure, base)}
+        mitigation_info: dict = {}
+        if mitigation and mitigation != "none":
+            actions = plan(mitigation, kg, scenario, failure_view(failure))
+            mitigated = eng.evaluate(apply_actions(failure_state, actions))
+            rows["mitigated"] = self._row(kg, scenario.id, "mitigated", base, mitigated, failure)
+            mitigation_info = {"strategy": mitigation, "actions": actions}
+        return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
+                              mitigation=mitigation_info, modelled=MODELLED, not_modelled=NOT_MODELLED,
+                              meta={"elapsed_s": round(time.perf_counter() - t0, 6),
+                                    "induced_links": [list(x) for x in failure.induced_links],
+                                    "induced_routers": [list(x) for x in failure.induced_routers]})
+
+    def _row(self, kg: KnowledgeGraph, sid: str, phase: str, base: Outcome, out: Outcome, before: Outcome) -> KPIRow:
+        n = len(kg.flows)
+        ids = out.demand_ids[:n]
+        reach = out.reachable[:n]
+        lat = out.latency_ms[:n][reach]
+        offered = out.offered_mbps[:n]
+        lost = float((offered * out.loss_fraction[:n]).sum())
+        total = float(offered.sum())
+        broken = {}
+        for i, f in enumerate(ids):
+            a = kg.attrs("flow", f)
+            sla = kg.attrs("service", a["service"])
+            broken[f] = bool(not reach[i] or out.loss_fraction[i] * 100 > sla["sla_loss_pct"]
+                             or out.latency_ms[i] > sla["sla_latency_ms"])
+        impacted = impacted_routers(kg, broken, out.failed_routers)
+        reroute = []
+        if phase != "baseline":
+            changed = np.nonzero(reach & _route_changed(before, out, n))[0]
+            for i in changed:
+                reroute.append(self.reroute.time_ms(len(out.paths(ids[i])) + 1))
+        live = ~out.link_failed
+        util = out.link_utilisation[live]
+        congested = sorted(l for l, u, ok in zip(out.link_ids, out.link_utilisation, live)
+                           if ok and u >= CONGESTION_THRESHOLD)
+        return KPIRow(
+            scenario_id=sid, twin=self.name, phase=phase,
+            latency_ms_mean=_num(lat.mean()) if lat.size else None,
+            latency_ms_p95=_num(np.percentile(lat, 95)) if lat.size else None,
+            loss_pct=round(100 * lost / total, 6) if total else 0.0,
+            reroute_time_ms_max=max(reroute) if reroute else 0.0,
+            reroute_time_ms_mean=round(sum(reroute) / len(reroute), 6) if reroute else 0.0,
+            max_link_util=_num(util.max()) if util.size else 0.0,
+            congested_links=len(congested), congested_link_names=congested,
+            impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
+            unreachable_pairs=int((~reach).sum()),
+            cascade_depth=int(out.cascade_rounds),
+        )
+
+
+def _route_changed(before: Outcome, after: Outcome, n: int) -> np.ndarray:
+    """Per monitored flow: does its route (links and split) differ between two outcomes?"""
+    a, b = before._fractions[:n, : before._n_arcs], after._fractions[:n, : after._n_arcs]
+    diff = abs(a - b)
+    return np.asarray(diff.max(axis=1).todense()).ravel() > 1e-9
+
+
+def _num(x) -> float:
+    return round(float(x), 6)
+
+
+# --------------------------------------------------------------------------- events -> state
+
+def state_for(kg: KnowledgeGraph, events: list[Event], at: float) -> NetState:
+    """The engine state after ``events`` at time ``at`` (ended events no longer count)."""
+    failed_links: set[str] = set()
+    failed_routers: set[str] = set()
+    cap_factor: dict[str, float] = {}
+    loss: dict[str, float] = {}
+    router_factor: dict[str, float] = {}
+    extra: list[Demand] = []
+    blackhole: dict = {}
+    wrong: dict = {}
+    for i, e in enumerate(events):
+        if e.end() <= at:
+            continue
+        p = e.params
+        if e.event_type == "fiber_link_failure":
+            failed_links.add(e.target)
+        elif e.event_type == "srlg_failure":
+            failed_links |= set(kg.attrs("srlg", e.target)["links"])
+        elif e.event_type == "router_failure":
+            failed_routers.add(e.target)
+        elif e.event_type == "router_overload":
+            router_factor[e.target] = min(router_factor.get(e.target, 1.0), p["capacity_factor"])
+        elif e.event_type == "link_degradation":
+            loss[e.target] = p["loss_pct"] / 100.0
+            cap_factor[e.target] = p["capacity_factor"]
+        elif e.event_type == "traffic_surge":
+            sources = set(p.get("sources") or kg.routers)
+            for f in kg.flows:
+                a = kg.attrs("flow", f)
+                if a["dst"] == e.target and a["src"] in sources:
+                    extra.append(Demand(a["src"], e.target, a["demand_mbps"] * (p["multiplier"] - 1), f"surge{i}:{f}"))
+        elif e.event_type == "ddos_spike":
+            sources = p.get("sources") or [r for r in kg.routers if r != e.target]
+            access = sum(d["capacity_mbps"] for _, _, d in kg.topology.edges(e.target, data=True))
+            each = p["intensity"] * access / len(sources)
+            extra += [Demand(s, e.target, each, f"ddos{i}:{s}~{e.target}") for s in sources]
+        elif e.event_type == "misconfiguration":
+            dsts = frozenset(p.get("destinations") or ()) or None
+            if p["mode"] == "blackhole":
+                blackhole[e.target] = dsts
+            else:
+                wrong[e.target] = (dsts, p["next_hop"])
+        else:
+            raise ConfigError(f"the flow twin has no semantics for event type {e.event_type!r}")
+    return NetState(failed_links=frozenset(failed_links), failed_routers=frozenset(failed_routers),
+                    link_capacity_factor=cap_factor, link_loss=loss, router_capacity_factor=router_factor,
+                    extra_demands=tuple(extra), blackhole=blackhole, wrong_next_hop=wrong)
+
+
+def failure_view(out: Outcome) -> FailureView:
+    return FailureView(
+        failed_links=set(out.failed_links), failed_routers=set(out.failed_routers),
+        link_utilisation={l: float(u) for l, u in zip(out.link_ids, out.link_utilisation)},
+        link_load_mbps={l: float(x) for l, x in zip(out.link_ids, out.link_load_mbps)},
+        link_capacity_mbps={l: float(x) for l, x in zip(out.link_ids, out.link_capacity_mbps)},
+    )
+
+
+def apply_actions(state: NetState, actions: list[dict]) -> NetState:
+    """The engine state with mitigation actions applied (failed elements stay failed)."""
+    avoid = set(state.avoid_links)
+    load_aware = state.load_aware
+    limits = dict(state.rate_limit)
+    extra_cap = dict(state.extra_capacity)
+    blackhole, wrong = dict(state.blackhole), dict(state.wrong_next_hop)
+    for a in actions:
+        kind = a["action"]
+        if kind == "reroute":
+            avoid |= set(a.get("avoid_links", ()))
+            load_aware = load_aware or bool(a.get("load_aware"))
+        elif kind == "rate_limit":
+            limits[a["router"]] = min(limits.get(a["router"], math.inf), float(a["mbps"]))
+        elif kind == "add_capacity":
+            extra_cap[a["link"]] = extra_cap.get(a["link"], 0.0) + float(a["mbps"])
+        elif kind == "rollback":
+            blackhole.pop(a["router"], None)
+            wrong.pop(a["router"], None)
+        else:
+            raise ConfigError(f"unknown mitigation action {kind!r}")
+    return replace(state, avoid_links=frozenset(avoid), load_aware=load_aware, rate_limit=limits,
+                   extra_capacity=extra_cap, blackhole=blackhole, wrong_next_hop=wrong)

@@ -1,0 +1,140 @@
+"""The flow twin through the KPI record, against ground truth computed in the test."""
+
+from __future__ import annotations
+
+import json
+
+import networkx as nx
+import pytest
+
+from harness.kg import build_kg
+from harness.scenario import validate_scenario
+from harness.twin import KPIS, ScenarioResult, make_twin
+from harness.twin.flow.twin import FlowTwin
+
+
+def topo_with_stub():
+    """A 4-ring (A,B,C,D) with a 2-router stub (E,F) hanging off D through the bridge D-E."""
+    g = nx.Graph(name="stub", source="test", dropped=[])
+    for n in "ABCDEF":
+        g.add_node(n, label=n, lat=None, lon=None)
+    for u, v in ["AB", "BC", "CD", "DA", "DE", "EF"]:
+        g.add_edge(u, v, delay_ms=1.0, capacity_mbps=1000.0, dist_km=None, conduit=None)
+    return g
+
+
+def scenario(*events, sid="t"):
+    return {"id": sid, "topology": "stub", "events": list(events)}
+
+
+def ev(event_type, target, t=1.0, **kw):
+    return {"event_type": event_type, "target": target, "timestamp": t, **kw}
+
+
+@pytest.fixture(scope="module")
+def stub_kg():
+    return build_kg(topo_with_stub(), traffic="uniform")
+
+
+def run(kg, raw, mitigation=None):
+    with make_twin("flow") as twin:
+        return twin.run(kg, validate_scenario(kg, raw), mitigation)
+
+
+def test_bridge_cut_loses_exactly_the_flows_across(stub_kg):
+    topo = stub_kg.topology
+    cut = topo.copy()
+    cut.remove_edge("D", "E")
+    comps = list(nx.connected_components(cut))
+    side = {n: i for i, c in enumerate(comps) for n in c}
+    across = sum(1 for f in stub_kg.flows
+                 if side[stub_kg.attrs("flow", f)["src"]] != side[stub_kg.attrs("flow", f)["dst"]])
+    r = run(stub_kg, scenario(ev("fiber_link_failure", "D-E")))
+    fail = r.row("failure")
+    assert fail.unreachable_pairs == across == 16
+    largest = max(comps, key=len)
+    assert set(fail.impacted_node_names) == set(topo) - largest == {"E", "F"}
+    assert r.row("baseline").unreachable_pairs == 0 and r.row("baseline").impacted_nodes == 0
+
+
+def test_ddos_above_capacity_loses_on_its_path_only(stub_kg):
+    # 3x the target's access capacity from A towards F, cascades off: the links on the
+    # path A-D-E-F drop traffic, and no other link does.
+    from harness.twin.flow.engine import EngineConfig
+    from harness.twin.flow.twin import state_for
+
+    raw = scenario(ev("ddos_spike", "F", params={"sources": ["A"], "intensity": 3.0}))
+    s = validate_scenario(stub_kg, raw)
+    with FlowTwin(config=EngineConfig(cascade=False)) as twin:
+        out = twin.engine(stub_kg).evaluate(state_for(stub_kg, s.events, at=1.0))
+        r = twin.run(stub_kg, s)
+    path = nx.shortest_path(stub_kg.topology, "A", "F", weight="delay_ms")
+    path_links = {f"{min(a, b)}-{max(a, b)}" for a, b in zip(path, path[1:])}
+    lossy = {l for l, x in zip(out.link_ids, out.link_loss) if x > 0}
+    assert lossy == path_links == {"A-D", "D-E", "E-F"}
+    assert r.row("failure").loss_pct > 0 and r.row("failure").cascade_depth == 0
+
+
+def test_cascade_depth_counts_induced_rounds(stub_kg):
+    # With cascades on, the same attack trips the overloaded elements on its path.
+    r = run(stub_kg, scenario(ev("ddos_spike", "F", params={"sources": ["A"], "intensity": 3.0})))
+    induced = r.meta["induced_links"]
+    assert r.row("failure").cascade_depth == len(induced) >= 1
+    assert set(induced[0]) <= {"A-D", "D-E", "E-F"}
+
+
+def test_rate_limit_reduces_ddos_loss(stub_kg):
+    raw = scenario(ev("ddos_spike", "F", params={"sources": ["A", "B"], "intensity": 3.0}))
+    r = run(stub_kg, raw, "rate_limit")
+    assert r.row("mitigated").loss_pct < r.row("failure").loss_pct
+    assert r.effectiveness()["loss_pct"] > 0.5
+    assert {a["router"] for a in r.mitigation["actions"]} == {"A", "B"}
+
+
+def test_rollback_restores_reachability(stub_kg):
+    raw = scenario(ev("misconfiguration", "D", params={"mode": "blackhole"}))
+    r = run(stub_kg, raw, "rollback")
+    assert r.row("failure").unreachable_pairs > 0
+    assert r.row("mitigated").unreachable_pairs == 0
+    assert r.row("mitigated").loss_pct == pytest.approx(0.0, abs=1e-9)
+
+
+def test_reallocate_relieves_congestion(stub_kg):
+    raw = scenario(ev("traffic_surge", "F", params={"multiplier": 2.5}))
+    r = run(stub_kg, raw, "reallocate")
+    assert r.row("failure").congested_links > 0
+    assert r.row("mitigated").max_link_util < r.row("failure").max_link_util
+    assert all(a["action"] == "add_capacity" for a in r.mitigation["actions"])
+
+
+def test_reroute_moves_traffic_off_a_degraded_link(stub_kg):
+    raw = scenario(ev("link_degradation", "A-B", params={"loss_pct": 20, "capacity_factor": 1.0}))
+    r = run(stub_kg, raw, "reroute")
+    assert r.row("failure").loss_pct > 0
+    assert r.row("mitigated").loss_pct < r.row("failure").loss_pct
+
+
+def test_fiber_cut_on_ring_reroutes_with_time(stub_kg):
+    r = run(stub_kg, scenario(ev("fiber_link_failure", "A-B")))
+    f = r.row("failure")
+    assert f.unreachable_pairs == 0
+    assert f.reroute_time_ms_max > 0 and f.reroute_time_ms_mean > 0
+    assert f.latency_ms_mean > r.row("baseline").latency_ms_mean
+
+
+def test_result_round_trips(stub_kg):
+    r = run(stub_kg, scenario(ev("fiber_link_failure", "A-B"), ev("router_failure", "B", 2.0)), "auto")
+    back = ScenarioResult.from_json(r.to_json())
+    assert back == r
+    assert len(r.timeline) == 2 and r.timeline[1]["event_type"] == "router_failure"
+    df = r.to_frame()
+    assert len(df) == len(r.rows) * len(KPIS)
+    assert set(df["phase"]) == {"baseline", "failure", "mitigated"}
+    assert json.loads(r.to_json())["twin"] == "flow"
+
+
+def test_abilene_examples_run(abilene_kg):
+    from harness.scenario import read_scenarios
+
+    r = run(abilene_kg, read_scenarios("scenarios/abilene/router_overload.yaml")[0], "auto")
+    assert r.row("failure").loss_pct > 0 and r.row("mitigated").loss_pct < r.row("failure").loss_pct
