@@ -1,0 +1,5 @@
+"""Scenario generators (llm, rule, random, replay, greedy, mutate) and their metrics."""
+
+from harness.generate.base import Feedback, GenState, Generator, generator_names, make_generator, register_generator
+
+__all__ = ["Feedback", "GenState", "Generator", "generator_names", "make_generator", "register_generator"]

@@ -1,0 +1,60 @@
+"""``greedy``: the strong classical adversary — worst-case search on the flow twin.
+
+Ranks every single link cut with :func:`harness.twin.sweep.sweep` (exhaustive for k=1),
+then grows each of the ``n`` worst into a multi-cut scenario greedily: at each step it adds
+the admissible link cut (causally connected, alive) that maximises lost traffic on the flow
+twin, up to ``state.max_events`` cuts, stopping when no cut adds damage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from harness.generate.base import Feedback, GenState, scenario_id
+from harness.kg.causal import admissible_events
+from harness.kg.model import KnowledgeGraph
+from harness.scenario.model import Event, Provenance, Scenario
+from harness.twin.flow.engine import NetState
+from harness.twin.flow.twin import FlowTwin
+from harness.twin.sweep import sweep
+
+
+@dataclass
+class GreedyGenerator:
+    name: str = "greedy"
+    twin: FlowTwin = field(default_factory=FlowTwin, repr=False)
+
+    def _loss(self, kg: KnowledgeGraph, links: list[str]) -> float:
+        out = self.twin.engine(kg).evaluate(NetState(failed_links=frozenset(links)))
+        n = len(kg.flows)
+        return float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
+
+    def propose(self, kg: KnowledgeGraph, state: GenState, feedback: Feedback | None, n: int,
+                seed: int) -> list[Scenario]:
+        ranked = sweep(kg, 1, twin=self.twin)
+        done = sum(1 for s in state.history if s.provenance.generator == self.name)
+        out = []
+        for k in range(n):
+            first = ranked[(done + k) % len(ranked)]["links"][0]
+            chosen = [first]
+            events = [Event(event_type="fiber_link_failure", target=first, timestamp=10.0, severity="high")]
+            best = self._loss(kg, chosen)
+            while len(chosen) < state.max_events:
+                t = 10.0 + 10.0 * len(chosen)
+                options = admissible_events(kg, events, at=t, event_types=["fiber_link_failure"])
+                scored = [(self._loss(kg, chosen + [l]), l) for l in options.get("fiber_link_failure", [])]
+                if not scored:
+                    break
+                loss, link = max(scored, key=lambda x: (x[0], x[1]))
+                if loss <= best + 1e-9:
+                    break
+                best = loss
+                chosen.append(link)
+                events.append(Event(event_type="fiber_link_failure", target=link, timestamp=t, severity="high"))
+            out.append(Scenario(
+                id=scenario_id("greedy", state.topology, *chosen, done + k),
+                description=f"Greedy worst case on the flow twin: cut {', '.join(chosen)}.",
+                topology=state.topology, events=events,
+                provenance=Provenance(generator=self.name, seed=seed, iteration=state.iteration,
+                                      extra={"flow_loss_mbps": round(best, 6)})))
+        return out
