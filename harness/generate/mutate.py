@@ -83,7 +83,7 @@ class MutateGenerator:
         out: list[Scenario] = []
         attempts = 0
         while len(out) < n and attempts < 20 * n:
-            parent = parents[attempts % len(parents)] if attempts < len(parents) else rng.choice(parents)
+            parent = parents[(seed + attempts) % len(parents)] if attempts < len(parents) else rng.choice(parents)
             attempts += 1
             op = rng.choice(OPERATORS)
             events = mutate(kg, parent, op, rng)

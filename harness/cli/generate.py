@@ -1,0 +1,86 @@
+"""``ani generate``: propose scenarios with a generator, validate them, write JSONL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from harness.cli.kg import kg_from_ref
+from harness.errors import ConfigError
+from harness.scenario import check_scenario, write_scenarios
+from harness.scenario.model import Scenario
+
+
+@click.command("generate")
+@click.option("--topology", required=True, help="Topology NAME|FILE.")
+@click.option("--generator", "name", default="llm", show_default=True,
+              type=click.Choice(["llm", "rule", "random", "replay", "greedy", "mutate"]))
+@click.option("--count", default=10, show_default=True, help="Scenarios to propose.")
+@click.option("--max-events", default=3, show_default=True, help="Events per scenario at most.")
+@click.option("--unconstrained", is_flag=True, help="LLM ablation: same prompt, no schema while decoding.")
+@click.option("--no-kg", is_flag=True, help="LLM ablation: no graph context, targets by name only.")
+@click.option("--no-feedback", is_flag=True, help="LLM ablation: leave feedback out of the prompt.")
+@click.option("--llm-url", help="OpenAI-compatible server (e.g. vLLM) http://HOST:PORT/v1; "
+                                 "default: start the embedded model.")
+@click.option("--model", help="Model name on that server.")
+@click.option("--temperature", default=0.7, show_default=True)
+@click.option("--incidents", type=click.Path(dir_okay=False), help="Incident log (JSONL) for replay and novelty.")
+@click.option("--from", "parents", type=click.Path(dir_okay=False), help="Scenarios to mutate (mutate).")
+@click.option("--seed", default=0, show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Write scenarios (.jsonl).")
+def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_feedback, llm_url, model,
+                 temperature, incidents, parents, seed, output) -> None:
+    """Propose COUNT scenarios, validate each, and print validity and diversity."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from harness.generate import GenState, make_generator
+    from harness.generate.metrics import diversity, novelty, validity_rate
+    from harness.generate.replay import DEFAULT_LOG, read_incidents
+    from harness.scenario import read_scenarios
+
+    if name != "llm" and (unconstrained or no_kg or no_feedback or llm_url or model):
+        raise ConfigError("--unconstrained, --no-kg, --no-feedback, --llm-url and --model apply to --generator llm")
+    kg = kg_from_ref(topology)
+    state = GenState(topology=topology, max_events=max_events)
+    if parents:
+        state.history = [Scenario.model_validate(r) for r in read_scenarios(parents)]
+    options = {}
+    if name == "llm":
+        options = dict(llm_url=llm_url, model=model, constrained=not unconstrained, use_kg=not no_kg,
+                       use_feedback=not no_feedback, temperature=temperature)
+    elif name == "replay" and incidents:
+        options = dict(log=incidents)
+    gen = make_generator(name, **options)
+    proposed: list[Scenario] = []
+    try:
+        with Progress(TextColumn(f"generate ({name})"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                      TimeRemainingColumn()) as bar:
+            task = bar.add_task("gen", total=count)
+            for i in range(count):
+                batch = gen.propose(kg, state, None, 1, seed + i)
+                proposed += batch
+                state.history += [s for s in batch if isinstance(check_scenario(kg, s), Scenario)]
+                bar.update(task, completed=i + 1)
+    finally:
+        if hasattr(gen, "close"):
+            gen.close()
+    attempted = len(getattr(gen, "records", [])) or len(proposed)
+    valid, rejected = [], []
+    for s in proposed:
+        verdict = check_scenario(kg, s)
+        (valid if isinstance(verdict, Scenario) else rejected).append((s, verdict))
+    write_scenarios([s for s, _ in valid], output)
+    if rejected:
+        rej_path = Path(output).with_suffix(".rejected.jsonl")
+        rej_path.write_text("".join(json.dumps({"scenario": s.model_dump(mode="json"),
+                                                "reasons": [r.to_dict() for r in v]}) + "\n" for s, v in rejected))
+        click.echo(f"{len(rejected)} rejected scenarios with reasons in {rej_path}")
+    d = diversity([s for s, _ in valid])
+    log = read_incidents(incidents or DEFAULT_LOG)
+    click.echo(f"{len(valid)} valid of {attempted} attempted: validity {validity_rate(len(valid), attempted):.0%}")
+    click.echo(f"diversity: {d['distinct_pairs']} distinct (type, target) pairs, mean Jaccard distance "
+               f"{d['mean_jaccard_distance']:.2f}, type entropy {d['type_entropy_bits']:.2f} bits; "
+               f"novelty vs the incident log {novelty([s for s, _ in valid], log):.0%}")
+    click.echo(f"wrote {output}")
