@@ -1,0 +1,244 @@
+"""The closed loop: generate → validate → simulate → mitigate → measure → feed back.
+
+:func:`run_campaign` runs a :class:`~harness.campaign.spec.CampaignSpec` into a campaign
+directory (:mod:`harness.campaign.store`). Each iteration, every generator arm proposes
+``per_iteration`` scenarios (persisted before anything else happens, so a resumed campaign
+sees the very same proposals), the validator accepts or rejects each with reasons, the flow
+twin screens every accepted scenario under every mitigation strategy, the emulation twin (if
+the spec asks for it) validates the top-k most damaging plus a fixed random sample, and a
+compact feedback summary goes back to each arm. Every unit is skipped when it already exists,
+so ``resume=True`` continues exactly where a killed campaign stopped.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from harness.campaign.feedback import build_feedback
+from harness.campaign.spec import CampaignSpec, GeneratorArm, load_spec
+from harness.campaign.store import CampaignStore
+from harness.errors import CampaignError
+from harness.generate import GenState, make_generator
+from harness.kg import build_kg
+from harness.kg.model import KnowledgeGraph
+from harness.scenario.model import Scenario
+from harness.scenario.validate import check_scenario
+from harness.topology import load_topology
+from harness.twin import make_twin
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class CampaignSummary:
+    root: Path
+    iterations: int
+    proposed: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    runs: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    twin_s: dict[str, float] = field(default_factory=dict)
+
+
+def campaign_kg(spec: CampaignSpec) -> KnowledgeGraph:
+    topo = load_topology(spec.topology, seed=spec.traffic.seed)
+    return build_kg(topo, traffic=spec.traffic.model, seed=spec.traffic.seed, load=spec.traffic.load)
+
+
+def prepare(root: str | Path, spec: CampaignSpec | None, resume: bool) -> tuple[CampaignStore, CampaignSpec]:
+    store = CampaignStore(root)
+    existing = store.spec_path().is_file()
+    if resume:
+        if not existing:
+            raise CampaignError(f"{root} is not a campaign directory (no spec.yaml); nothing to resume")
+        stored = load_spec(store.spec_path())
+        if spec is not None and spec != stored:
+            raise CampaignError(f"{root} was started with a different spec; resume it without a spec or use a new directory")
+        for tmp in store.root.rglob(".*.tmp"):
+            tmp.unlink()
+        return store, stored
+    if spec is None:
+        raise CampaignError("a new campaign needs a spec")
+    if existing or (store.root.exists() and any(store.root.iterdir())):
+        raise CampaignError(f"{root} already holds a campaign; use --resume to continue it or choose a new directory")
+    store.root.mkdir(parents=True, exist_ok=True)
+    store.write_spec(spec)
+    return store, spec
+
+
+def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: bool = False,
+                 progress: Progress | None = None, twin_factory: Callable[[str], object] = make_twin) -> CampaignSummary:
+    """Run (or resume) a campaign in ``root``; returns counts and timings."""
+    t_start = time.perf_counter()
+    store, spec = prepare(root, spec, resume)
+    note = progress or (lambda stage, done, total: None)
+    kg = campaign_kg(spec)
+    summary = CampaignSummary(root=store.root, iterations=spec.budget.iterations)
+    arms = {arm.label: arm for arm in spec.generators}
+    generators: dict[str, object] = {}
+    emulation = None
+    llm_server = None
+    try:
+        if any(a.generator == "llm" for a in spec.generators) and spec.llm.url is None:
+            llm_server = _LazyServer(store.root / "logs")
+        flow = twin_factory("flow")
+        total_units = spec.budget.iterations * len(arms)
+        for it in range(spec.budget.iterations):
+            for j, (label, arm) in enumerate(arms.items()):
+                note(f"iteration {it + 1}/{spec.budget.iterations}: {label} proposes", it * len(arms) + j, total_units)
+                proposals = _proposals(store, kg, spec, arm, it, generators, llm_server)
+                summary.proposed += len(proposals["scenarios"])
+                accepted = _validate(store, kg, arm, it, proposals["scenarios"])
+                summary.accepted += len(accepted)
+                summary.rejected += len(proposals["scenarios"]) - len(accepted)
+                for k, s in enumerate(accepted):
+                    note(f"iteration {it + 1}: flow twin on {label}", k, len(accepted))
+                    _run_twin(store, flow, kg, s, label, it, spec.mitigation, summary)
+            if spec.twins.emulation is not None:
+                chosen = _select_for_emulation(store, spec, it)
+                if chosen:
+                    if emulation is None:
+                        emulation = twin_factory("emulation")
+                        if not emulation.is_available():
+                            raise CampaignError("the spec asks for the emulation twin, but it is not available here "
+                                                "(see `ani doctor`); remove twins.emulation to run flow-only")
+                        emulation.__enter__()
+                    for k, (label, s) in enumerate(chosen):
+                        note(f"iteration {it + 1}: emulation twin", k, len(chosen))
+                        _run_twin(store, emulation, kg, s, label, it, spec.mitigation[:1], summary)
+            store.rebuild_views()
+        note("done", total_units, total_units)
+    finally:
+        for gen in generators.values():
+            if hasattr(gen, "close"):
+                gen.close()
+        if emulation is not None:
+            emulation.__exit__(None, None, None)
+        if llm_server is not None:
+            llm_server.stop()
+    summary.elapsed_s = time.perf_counter() - t_start
+    return summary
+
+
+class _LazyServer:
+    """Starts the embedded model on first use, once per campaign."""
+
+    def __init__(self, log_dir: Path):
+        self.log_dir = log_dir
+        self.server = None
+
+    def url_and_model(self) -> tuple[str, str]:
+        if self.server is None:
+            from harness.llm import EmbeddedServer
+
+            self.server = EmbeddedServer().start()
+        return self.server.url, self.server.model
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+def _generator(spec: CampaignSpec, arm: GeneratorArm, generators: dict, llm_server):
+    if arm.label not in generators:
+        options: dict = {}
+        if arm.generator == "llm":
+            url, model = spec.llm.url, spec.llm.model
+            if url is None:
+                url, model = llm_server.url_and_model()
+            options = dict(llm_url=url, model=model, constrained=not arm.unconstrained, use_kg=not arm.no_kg,
+                           use_feedback=not arm.no_feedback, temperature=spec.llm.temperature,
+                           compact_grammar=spec.llm.url is None)
+        elif arm.generator == "replay" and arm.incidents:
+            options = dict(log=arm.incidents)
+        generators[arm.label] = make_generator(arm.generator, **options)
+    return generators[arm.label]
+
+
+def _proposals(store: CampaignStore, kg, spec: CampaignSpec, arm: GeneratorArm, it: int, generators, llm_server) -> dict:
+    rel = store.proposal_rel(arm.label, it)
+    if store.has(rel):
+        return store.read_unit(rel)
+    gen = _generator(spec, arm, generators, llm_server)
+    # Mutation works on everything the campaign has found so far; the others on their own history.
+    history = [Scenario.model_validate(r["scenario"]) for r in store.scenarios()
+               if r["label"] == arm.label or arm.generator == "mutate"]
+    state = GenState(topology=spec.topology, iteration=it, history=history, max_events=spec.max_events,
+                     horizon_s=spec.horizon_s)
+    feedback = build_feedback({r["scenario"]["id"]: r for r in store.scenarios()},
+                              [mr for mr in store.results()], store.rejected(), arm.label)
+    before = len(getattr(gen, "records", []))
+    scenarios = gen.propose(kg, state, feedback, spec.budget.per_iteration, seed=spec.seed * 1000 + it)
+    records = list(getattr(gen, "records", [])[before:])
+    body = {"label": arm.label, "iteration": it, "scenarios": [s.model_dump(mode="json") for s in scenarios],
+            "records": records, "feedback": feedback.as_text()}
+    store.write_unit(rel, body)
+    return body
+
+
+def _safe_id(sid: str, label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sid}")
+
+
+def _validate(store: CampaignStore, kg, arm: GeneratorArm, it: int, raw: list[dict]) -> list[Scenario]:
+    accepted = []
+    for k, data in enumerate(raw):
+        sid = _safe_id(str(data.get("id", f"{arm.label}-{it}-{k}")), arm.label)
+        rel_ok, rel_bad = f"scenarios/{sid}.json", f"rejected/{sid}.json"
+        if store.has(rel_ok):
+            body = store.read_unit(rel_ok)
+            if body["label"] == arm.label and body["iteration"] == it:
+                accepted.append(Scenario.model_validate(body["scenario"]))
+                continue
+            sid = f"{sid}-{arm.label}-{it}".replace("+", "_")
+            data = {**data, "id": sid}
+            rel_ok, rel_bad = f"scenarios/{sid}.json", f"rejected/{sid}.json"
+            if store.has(rel_ok):
+                accepted.append(Scenario.model_validate(store.read_unit(rel_ok)["scenario"]))
+                continue
+        if store.has(rel_bad):
+            continue
+        verdict = check_scenario(kg, data)
+        if isinstance(verdict, Scenario):
+            store.write_unit(rel_ok, {"label": arm.label, "iteration": it, "scenario": verdict.model_dump(mode="json")})
+            accepted.append(verdict)
+        else:
+            store.write_unit(rel_bad, {"label": arm.label, "iteration": it, "scenario": data,
+                                       "reasons": [r.to_dict() for r in verdict]})
+    return accepted
+
+
+def _run_twin(store: CampaignStore, twin, kg, s: Scenario, label: str, it: int, mitigations: list[str],
+              summary: CampaignSummary) -> None:
+    for m in mitigations:
+        rel = store.result_rel(s.id, twin.name, m)
+        if store.has(rel):
+            continue
+        t0 = time.perf_counter()
+        result = twin.run(kg, s, None if m == "none" else m)
+        summary.twin_s[twin.name] = summary.twin_s.get(twin.name, 0.0) + time.perf_counter() - t0
+        store.write_unit(rel, {"label": label, "iteration": it, "mitigation": m, "result": result.model_dump(mode="json")})
+        summary.runs[twin.name] = summary.runs.get(twin.name, 0) + 1
+
+
+def _select_for_emulation(store: CampaignStore, spec: CampaignSpec, it: int) -> list[tuple[str, Scenario]]:
+    """This iteration's top-k by flow-twin loss, plus a fixed random sample of the rest."""
+    sel = spec.twins.emulation
+    rows = {r["scenario"]["id"]: r for r in store.scenarios() if r["iteration"] == it}
+    scored = []
+    for meta, res in store.results():
+        if res.twin == "flow" and res.scenario_id in rows and meta["mitigation"] == spec.mitigation[0]:
+            f = res.row("failure")
+            scored.append((-(f.loss_pct or 0), -(f.impacted_nodes or 0), res.scenario_id))
+    scored.sort()
+    top = [sid for *_, sid in scored[: sel.top_k]]
+    rest = sorted(sid for *_, sid in scored[sel.top_k:])
+    sample = random.Random(f"{spec.seed}:{it}").sample(rest, min(sel.sample, len(rest)))
+    return [(rows[sid]["label"], Scenario.model_validate(rows[sid]["scenario"])) for sid in top + sample]

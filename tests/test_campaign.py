@@ -1,0 +1,150 @@
+"""Campaigns: the loop end to end on the flow twin, SIGKILL and resume, integrity checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness.campaign import CampaignStore, load_spec, parse_spec, run_campaign
+from harness.errors import CampaignError
+
+SPEC = {
+    "name": "flowonly",
+    "topology": "topozoo/Abilene",
+    "generators": [{"generator": "rule"}, {"generator": "random"}, {"generator": "replay"},
+                   {"generator": "greedy"}, {"generator": "mutate"}],
+    "budget": {"iterations": 3, "per_iteration": 3},
+    "mitigation": ["auto", "none"],
+    "seed": 5,
+}
+
+
+def kpis(root: Path) -> dict:
+    """Every result's KPI rows, keyed by file name (timings left out)."""
+    store = CampaignStore(root)
+    return {f"{m['label']}/{r.scenario_id}/{r.twin}/{m['mitigation']}": {p: row.model_dump() for p, row in r.rows.items()}
+            for m, r in store.results()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ref") / "c"
+    summary = run_campaign(root, parse_spec(SPEC))
+    assert summary.accepted > 0 and summary.runs["flow"] == 2 * summary.accepted
+    return root
+
+
+def test_campaign_directory_is_complete(reference):
+    store = CampaignStore(reference)
+    scen = [json.loads(l) for l in (reference / "scenarios.jsonl").read_text().splitlines()]
+    labels = {s["label"] for s in scen}
+    assert labels == {"rule", "random", "replay", "greedy", "mutate"}
+    df = store.results_frame()
+    assert set(df["phase"]) == {"baseline", "failure", "mitigated"}
+    assert set(df["mitigation"]) == {"auto", "none"}
+    assert len(df) == len(scen) * (3 + 2) * 10  # auto: 3 phases, none: 2 phases; 10 KPIs each
+    proposals = list((reference / "proposals").rglob("*.json"))
+    assert len(proposals) == 5 * 3
+    # mutate builds on what the campaign found: its parents exist among earlier scenarios.
+    ids = {s["id"] for s in scen}
+    assert all(s["provenance"]["extra"]["parent"] in ids for s in scen if s["label"] == "mutate")
+
+
+def test_resume_of_a_finished_campaign_adds_nothing(reference, tmp_path):
+    before = kpis(reference)
+    summary = run_campaign(reference, resume=True)
+    assert summary.runs == {}
+    assert kpis(reference) == before
+
+
+def test_sigkill_at_random_points_then_resume_loses_and_duplicates_nothing(reference, tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(SPEC))
+    root = tmp_path / "killed"
+    rng = random.Random(11)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "harness.cli", "campaign", "run", str(spec_file), "-o", str(root)]
+    kills = 0
+    for attempt in range(6):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=Path.cwd())
+        time.sleep(rng.uniform(1.2, 3.0))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if proc.returncode == 0:
+            break
+        cmd = [sys.executable, "-m", "harness.cli", "campaign", "run", str(root), "--resume"]
+    else:
+        subprocess.run(cmd, check=True, env=env)
+    assert kills >= 1, "the campaign finished before any kill: raise the budget"
+    assert kpis(root) == kpis(reference)
+    ref_lines = (reference / "scenarios.jsonl").read_text().splitlines()
+    assert (root / "scenarios.jsonl").read_text().splitlines() == ref_lines
+    assert not list(root.rglob(".*.tmp"))
+
+
+def test_hand_edited_result_is_detected(reference, tmp_path):
+    import shutil
+
+    root = tmp_path / "c"
+    shutil.copytree(reference, root)
+    unit = sorted((root / "results").glob("*.json"))[0]
+    data = json.loads(unit.read_text())
+    data["body"]["result"]["rows"]["failure"]["loss_pct"] = 0.0
+    unit.write_text(json.dumps(data))
+    with pytest.raises(CampaignError, match="modified or corrupted"):
+        CampaignStore(root).results()
+    unit.write_text("{not json")
+    with pytest.raises(CampaignError, match="corrupt"):
+        CampaignStore(root).results()
+
+
+def test_edited_parquet_is_detected(reference, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    root = tmp_path / "c"
+    shutil.copytree(reference, root)
+    df = pd.read_parquet(root / "results.parquet")
+    df.loc[0, "value"] = 123.0
+    df.to_parquet(root / "results.parquet", index=False)
+    with pytest.raises(CampaignError, match="does not match the campaign manifest"):
+        CampaignStore(root).results_frame()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"generators": []}, "generators"),
+    ({"colour": "blue"}, "colour"),
+    ({"generators": [{"generator": "rule", "no_kg": True}]}, "apply to the llm generator"),
+    ({"generators": [{"generator": "rule"}, {"generator": "rule"}]}, "labels must be unique"),
+    ({"mitigation": ["pray"]}, "unknown mitigation"),
+    ({"budget": {"iterations": 0}}, "iterations"),
+])
+def test_bad_specs(change, words):
+    with pytest.raises(CampaignError, match=words):
+        parse_spec({**SPEC, **change})
+
+
+def test_new_campaign_refuses_existing_dir_and_resume_needs_one(reference, tmp_path):
+    with pytest.raises(CampaignError, match="already holds a campaign"):
+        run_campaign(reference, parse_spec(SPEC))
+    with pytest.raises(CampaignError, match="nothing to resume"):
+        run_campaign(tmp_path / "none", resume=True)
+
+
+def test_shipped_campaign_specs_parse():
+    specs = sorted(Path("scenarios/campaigns").glob("*.yaml"))
+    assert specs
+    for p in specs:
+        load_spec(p)
