@@ -47,3 +47,47 @@ def run_cmd(target: str, output: str | None, resume: bool) -> None:
     runs = ", ".join(f"{n} on {t}" for t, n in summary.runs.items()) or "nothing new"
     click.echo(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
                f"{summary.proposed} proposed; runs: {runs}; {summary.elapsed_s:.1f} s")
+
+
+@campaign.command("fidelity")
+@click.argument("root", type=click.Path(file_okay=False, exists=True))
+@click.option("--calibrate", is_flag=True, help="Fit the flow twin's reroute-time constants to the emulation.")
+def fidelity_cmd(root: str, calibrate: bool) -> None:
+    """Flow twin vs emulation, scenario by scenario."""
+    from harness.campaign import CampaignStore
+    from harness.campaign.fidelity import calibrate as fit, fidelity_rows, summarise
+
+    store = CampaignStore(root)
+    rows = fidelity_rows(store)
+    if not rows:
+        raise CampaignError(f"{root}: no scenario ran on both twins; add twins.emulation to the spec")
+    click.echo(f"  {'scenario':<24}{'impacted':>9}{'loss flow':>11}{'loss emu':>10}{'util flow':>10}{'util emu':>9}"
+               f"{'reroute flow':>13}{'reroute emu':>12}")
+    for r in rows:
+        click.echo(f"  {r['scenario_id'][:23]:<24}{'same' if r['impacted_agree'] else 'DIFF':>9}"
+                   f"{_f(r['loss_pct_flow']):>11}{_f(r['loss_pct_emulation']):>10}{_f(r['max_link_util_flow']):>10}"
+                   f"{_f(r['max_link_util_emulation']):>9}{_f(r['reroute_time_ms_max_flow']):>13}"
+                   f"{_f(r['reroute_time_ms_max_emulation']):>12}")
+    s = summarise(rows)
+    click.echo(f"{s['scenarios']} scenarios: impacted sets agree in {s['impacted_agree_pct']:.0f} %; median relative "
+               f"error loss {_f(s['loss_pct_relerr_median'])}, utilisation {_f(s['max_link_util_relerr_median'])}, "
+               f"reroute time {_f(s['reroute_time_ms_max_relerr_median'])}")
+    if calibrate:
+        model = fit(store)
+        click.echo(f"calibrated reroute model: detection {model.detection_ms:.1f} ms, computation "
+                   f"{model.computation_ms:.1f} ms, {model.install_per_switch_ms:.1f} ms per switch "
+                   f"(written to {Path(root) / 'calibration.json'})")
+
+
+def _f(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
+
+
+@campaign.command("report")
+@click.argument("root", type=click.Path(file_okay=False, exists=True))
+def report_cmd(root: str) -> None:
+    """Write report/report.html (self-contained), PNGs and CSV tables."""
+    from harness.campaign.report import build_report
+
+    path = build_report(root)
+    click.echo(f"report: {path}")

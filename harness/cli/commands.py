@@ -3,8 +3,9 @@
 from harness.cli.campaign import campaign
 from harness.cli.generate import generate_cmd
 from harness.cli.kg import kg
+from harness.cli.llm import llm
 from harness.cli.run import run_cmd, sweep_cmd
 from harness.cli.scenario import scenario
 from harness.cli.topo import topo
 
-ALL = [topo, kg, scenario, run_cmd, sweep_cmd, generate_cmd, campaign]
+ALL = [topo, kg, scenario, run_cmd, sweep_cmd, generate_cmd, campaign, llm]

@@ -1,0 +1,310 @@
+"""``llm``: causal scenario generation by a language model, constrained while decoding.
+
+Step-wise: for each next event, :func:`harness.kg.admissible_events` gives the admissible
+``{event_type: [targets]}`` given the events so far; the model is asked for exactly one
+event under a JSON schema whose branches (``anyOf``, one per admissible event type) enumerate
+exactly that type's admissible targets, with a bounded timestamp and a severity enum. On the
+embedded llama.cpp server the schema is sent as a compact GBNF grammar (no free whitespace:
+a 135M model otherwise spends its token budget on indentation and wrote 13-digit timestamps
+for a 0..600 field); on vLLM and other OpenAI-compatible servers as
+``response_format: {"type": "json_schema", …}``. A last call asks for a one-sentence
+description of the scenario.
+
+The prompt carries the knowledge-graph context of the last target (its neighbours, the flows
+and SRLGs through it, loads and headroom), the operator's constraints (allowed event types,
+number of events, horizon), and feedback from earlier results (what hurt most, what
+mitigation fixed, what was rejected and why).
+
+Model output is untrusted: it is parsed as JSON, shaped by the :class:`Event` model, and the
+whole scenario still goes through the causal validator. Per scenario the generator records
+the prompt hash, model, seed, temperature, tokens, attempts and whether it was accepted
+(:attr:`LLMGenerator.records`).
+
+Ablations (flags): ``constrained=False`` — same prompt, no schema, parse whatever comes back;
+``use_kg=False`` — no graph context in the prompt and no admissibility: the enums list every
+element of the right kind by name; ``use_feedback=False`` — feedback is left out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from harness.errors import LLMError
+from harness.generate.base import Feedback, GenState, scenario_id
+from harness.kg.causal import admissible_events
+from harness.kg.model import KnowledgeGraph, nid
+from harness.scenario import types as event_types
+from harness.scenario.model import Event, Provenance, Scenario
+from harness.scenario.validate import check_scenario
+
+SEVERITIES = ["low", "medium", "high"]
+SYSTEM = ("You are a network resilience engineer writing failure scenarios for a telecom network "
+          "digital twin. Answer with one JSON object only.")
+
+
+def event_schema(options: dict[str, list[str]], t_min: float, horizon: float) -> dict:
+    """The JSON schema of one event whose type and target are exactly ``options``."""
+    branches = []
+    for et, targets in options.items():
+        branches.append({
+            "type": "object",
+            "properties": {
+                "event_type": {"const": et},
+                "target": {"enum": list(targets)},
+                "timestamp": {"type": "number", "minimum": float(t_min), "maximum": float(horizon)},
+                "severity": {"enum": SEVERITIES},
+            },
+            "required": ["event_type", "target", "timestamp", "severity"],
+            "additionalProperties": False,
+        })
+    return branches[0] if len(branches) == 1 else {"anyOf": branches}
+
+
+DESCRIPTION_SCHEMA = {
+    "type": "object",
+    "properties": {"description": {"type": "string", "minLength": 10, "maxLength": 160}},
+    "required": ["description"],
+    "additionalProperties": False,
+}
+
+
+def kg_context(kg: KnowledgeGraph, target: str | None, limit: int = 6) -> str:
+    """A few lines about ``target``'s surroundings: neighbours, flows, SRLGs, loads, headroom."""
+    topo = kg.topology
+    lines = [f"Network {kg.name}: {len(kg.routers)} routers, {len(kg.links)} links."]
+    busiest = sorted(kg.links, key=lambda l: -kg.attrs("link", l)["utilisation"])[:limit]
+    lines.append("Busiest links (utilisation): " + ", ".join(
+        f"{l} {kg.attrs('link', l)['utilisation']:.0%}" for l in busiest))
+    if target is None:
+        central = sorted(kg.routers, key=lambda r: -topo.degree(r))[:limit]
+        lines.append("Best-connected routers: " + ", ".join(f"{r} ({topo.degree(r)} links)" for r in central))
+        return "\n".join(lines)
+    routers = list(kg.link_ends(target)) if kg.has("link", target) else [target] if kg.has("router", target) else []
+    for r in routers:
+        nbrs = sorted(topo.neighbors(r))
+        lines.append(f"Router {r} neighbours: {', '.join(nbrs[:limit])}" + (" …" if len(nbrs) > limit else ""))
+        for n in nbrs[:limit]:
+            a = topo.edges[r, n]
+            head = 1 - kg.attrs("link", a["id"])["utilisation"]
+            lines.append(f"  link {a['id']}: {a['delay_ms']:.1f} ms, headroom {head:.0%}")
+    elements = [nid("link", target)] if kg.has("link", target) else [nid("router", r) for r in routers]
+    flows = sorted({f for e in elements for f in kg.related(e, "carries")} if kg.has("link", target) else
+                   {f for f in kg.flows if target in kg.attrs("flow", f)["path"]})
+    if flows:
+        lines.append(f"{len(flows)} flows cross {target}, e.g. {', '.join(f.removeprefix('flow:') for f in flows[:3])}")
+    srlgs = sorted({s for e in elements if e.startswith("link:") for s in kg.related(e, "shares_risk")})
+    if srlgs:
+        lines.append(f"{target} shares risk with: {', '.join(s.removeprefix('srlg:') for s in srlgs)}")
+    return "\n".join(lines)
+
+
+def parse_event(text: str) -> dict | None:
+    """The first JSON object in ``text`` (models add prose when unconstrained), or None."""
+    text = text.strip()
+    try:
+        value = json.loads(text)
+        return value if isinstance(value, dict) else None
+    except ValueError:
+        pass
+    for m in re.finditer(r"\{[^{}]*\}", text):
+        try:
+            value = json.loads(m.group(0))
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            return value
+    return None
+
+
+@dataclass
+class LLMGenerator:
+    """Generates scenarios with a model behind an OpenAI-compatible server.
+
+    With ``llm_url=None`` it starts the embedded llama.cpp server (SmolLM2) on first use and
+    stops it on :meth:`close` (use it as a context manager).
+    """
+
+    llm_url: str | None = None
+    model: str | None = None
+    constrained: bool = True
+    use_kg: bool = True
+    use_feedback: bool = True
+    temperature: float = 0.7
+    max_attempts: int = 3
+    max_tokens: int = 96
+    compact_grammar: bool | None = None  # None: on for the embedded server, off for remote servers
+    name: str = "llm"
+    records: list[dict] = field(default_factory=list, init=False)
+    _server: object = field(default=None, init=False, repr=False)
+    _client: object = field(default=None, init=False, repr=False)
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "LLMGenerator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def client(self):
+        from harness.llm import EmbeddedServer, LLMClient
+
+        if self._client is None:
+            url, model = self.llm_url, self.model
+            if url is None:
+                self._server = EmbeddedServer().start()
+                url, model = self._server.url, model or self._server.model
+                if self.compact_grammar is None:
+                    self.compact_grammar = True
+            self._client = LLMClient(url, model=model)
+        return self._client
+
+    @property
+    def label(self) -> str:
+        flags = [f for f, on in (("unconstrained", not self.constrained), ("no-kg", not self.use_kg),
+                                 ("no-feedback", not self.use_feedback)) if on]
+        return "llm" + "".join(f"+{f}" for f in flags)
+
+    # ------------------------------------------------------------------ generation
+    def propose(self, kg: KnowledgeGraph, state: GenState, feedback: Feedback | None, n: int,
+                seed: int) -> list[Scenario]:
+        out = []
+        for k in range(n):
+            scenario = self._one(kg, state, feedback, seed, k)
+            if scenario is not None:
+                out.append(scenario)
+        return out
+
+    def _one(self, kg, state: GenState, feedback, seed: int, k: int) -> Scenario | None:
+        rng = random.Random(f"{seed}:{state.iteration}:{k}")
+        count = rng.randint(1, state.max_events)
+        allowed = state.event_types or event_types.names()
+        events: list[Event] = []
+        prompts: list[str] = []
+        tokens = attempts = 0
+        failed = False
+        for step in range(count):
+            t_min = events[-1].timestamp if events else 0.0
+            options = self._options(kg, events, t_min, allowed)
+            if not options:
+                break
+            prompt = self._prompt(kg, state, feedback, events, options, count, step)
+            prompts.append(prompt)
+            event = None
+            for attempt in range(self.max_attempts):
+                attempts += 1
+                schema = event_schema(options, t_min, state.horizon_s) if self.constrained else None
+                completion = self._complete(prompt, schema, seed=rng.randrange(2**31))
+                tokens += completion.prompt_tokens + completion.completion_tokens
+                event = self._to_event(completion.text, t_min, state.horizon_s)
+                if event is not None:
+                    break
+            if event is None:
+                failed = True
+                break
+            events.append(event)
+        record = {"id": None, "generator": self.label, "model": self.client().model, "seed": seed,
+                  "temperature": self.temperature, "tokens": tokens, "attempts": attempts,
+                  "prompt_hash": hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:16],
+                  "accepted": False, "reason": None}
+        if failed or not events:
+            record["reason"] = "the model's output could not be read as an event"
+            self.records.append(record)
+            return None
+        description, more = self._describe(kg, events, seed=rng.randrange(2**31))
+        record["tokens"] += more
+        scenario = Scenario(
+            id=scenario_id("llm", state.topology, record["prompt_hash"], seed, state.iteration, k),
+            description=description, topology=state.topology, horizon_s=state.horizon_s, events=events,
+            provenance=Provenance(generator=self.label, model=record["model"], seed=seed, iteration=state.iteration,
+                                  prompt_hash=record["prompt_hash"],
+                                  extra={"temperature": self.temperature, "tokens": record["tokens"],
+                                         "attempts": attempts}))
+        verdict = check_scenario(kg, scenario)
+        record["id"] = scenario.id
+        record["accepted"] = isinstance(verdict, Scenario)
+        if not record["accepted"]:
+            record["reason"] = str(verdict[0])
+        scenario.provenance.extra["accepted"] = record["accepted"]
+        self.records.append(record)
+        return scenario
+
+    def _options(self, kg, events, t_min, allowed) -> dict[str, list[str]]:
+        if self.use_kg:
+            return admissible_events(kg, events, at=t_min, event_types=allowed)
+        return {et: kg.names(event_types.get(et).target_kind) for et in allowed
+                if kg.names(event_types.get(et).target_kind)}
+
+    def _prompt(self, kg, state, feedback, events, options, count, step) -> str:
+        # Static parts first: llama.cpp reuses the cached prefix of the previous prompt.
+        parts = []
+        if self.use_kg:
+            parts.append("Network context:\n" + kg_context(kg, None))
+        else:
+            parts.append(f"Network {kg.name}. Routers: " + ", ".join(kg.routers[:60]))
+        if self.use_feedback and feedback is not None and not feedback.is_empty():
+            parts.append("Earlier results (aim for more damage than these):\n" + feedback.as_text())
+        parts.append(f"Scenario of {count} events, horizon {state.horizon_s:.0f} s.")
+        if events:
+            parts.append("Events so far: " + "; ".join(
+                f"{e.event_type} on {e.target} at {e.timestamp:g} s" for e in events)
+                + ". The next event must follow causally from them and come later.")
+            if self.use_kg:
+                parts.append(kg_context(kg, events[-1].target).split("\n", 2)[-1])
+        names = sorted({t for ts in options.values() for t in ts})
+        parts.append(f"Write event {step + 1}. Event types: {', '.join(options)}. Targets: "
+                     + ", ".join(names[:30]) + (" …" if len(names) > 30 else "") + ".")
+        parts.append('Reply as {"event_type": ..., "target": ..., "timestamp": ..., "severity": "low|medium|high"}.')
+        return "\n\n".join(parts)
+
+    def _complete(self, prompt: str, schema: dict | None, seed: int):
+        client = self.client()
+        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+        if schema is not None and self.compact_grammar:
+            from harness.llm.grammar import schema_to_gbnf
+
+            return client.complete(messages, grammar=schema_to_gbnf(schema), temperature=self.temperature,
+                                   seed=seed, max_tokens=self.max_tokens)
+        return client.complete(messages, schema=schema, temperature=self.temperature, seed=seed,
+                               max_tokens=self.max_tokens if schema is not None else 192)
+
+    def _to_event(self, text: str, t_min: float, horizon: float) -> Event | None:
+        data = parse_event(text)
+        if data is None:
+            return None
+        try:
+            event = Event.model_validate({k: data.get(k) for k in ("event_type", "target", "timestamp", "severity")
+                                          if data.get(k) is not None})
+        except ValidationError:
+            return None
+        if self.constrained and not t_min <= event.timestamp <= horizon:
+            # Grammars bound digit counts, not values: clamp into the window the schema asked for.
+            event = event.model_copy(update={"timestamp": min(max(event.timestamp, t_min), horizon)})
+        return event
+
+    def _describe(self, kg, events: list[Event], seed: int) -> tuple[str, int]:
+        summary = "; ".join(f"{e.event_type} on {e.target} at {e.timestamp:g} s ({e.severity})" for e in events)
+        prompt = (f"Describe this failure scenario on {kg.name} in one sentence for an operator: {summary}. "
+                  'Reply as {"description": "..."}.')
+        try:
+            c = self._complete(prompt, DESCRIPTION_SCHEMA if self.constrained else None, seed)
+        except LLMError:
+            raise
+        data = parse_event(c.text) or {}
+        text = str(data.get("description") or "").strip()
+        if not text:
+            text = f"Scenario: {summary}."
+        return text[:300], c.prompt_tokens + c.completion_tokens

@@ -1,0 +1,103 @@
+"""LLM scenario generation with the real embedded model (SmolLM2 via xllamacpp)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.errors import LLMError
+from harness.generate import GenState, Feedback
+from harness.generate.llm import LLMGenerator, event_schema, kg_context, parse_event
+from harness.kg import admissible_events
+from harness.llm import EmbeddedServer
+from harness.scenario import Scenario, check_scenario
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def server():
+    with EmbeddedServer() as s:
+        yield s
+
+
+def make(server, **kw) -> LLMGenerator:
+    return LLMGenerator(llm_url=server.url, model=server.model, compact_grammar=True, **kw)
+
+
+def test_twenty_constrained_scenarios_are_all_valid(server, abilene_kg):
+    state = GenState(topology="topozoo/Abilene", max_events=2)
+    with make(server) as gen:
+        out = gen.propose(abilene_kg, state, None, 20, seed=3)
+    assert len(out) == 20
+    verdicts = [check_scenario(abilene_kg, s) for s in out]
+    assert all(isinstance(v, Scenario) for v in verdicts), [str(v[0]) for v in verdicts if not isinstance(v, Scenario)]
+    assert len(gen.records) == 20 and all(r["accepted"] for r in gen.records)
+    for s, r in zip(out, gen.records):
+        assert s.description and len(s.description) <= 300
+        assert s.provenance.model == server.model and s.provenance.prompt_hash == r["prompt_hash"]
+        assert r["tokens"] > 0 and r["attempts"] >= len(s.events)
+    assert len({(e.event_type, e.target) for s in out for e in s.events}) > 3
+
+
+def test_unconstrained_ablation_is_measured_not_assumed(server, abilene_kg):
+    state = GenState(topology="topozoo/Abilene", max_events=2)
+    with make(server, constrained=False) as gen:
+        out = gen.propose(abilene_kg, state, None, 4, seed=5)
+    assert len(gen.records) == 4
+    accepted = [r for r in gen.records if r["accepted"]]
+    validity = len(accepted) / 4
+    print(f"unconstrained validity on Abilene: {validity:.0%}")
+    for r in gen.records:
+        assert r["accepted"] or r["reason"]
+    for s in out:
+        assert isinstance(check_scenario(abilene_kg, s), Scenario) == s.provenance.extra["accepted"]
+
+
+def test_no_kg_prompt_has_no_graph_context_and_any_names(server, abilene_kg):
+    gen = make(server, use_kg=False)
+    options = gen._options(abilene_kg, [], 0.0, ["fiber_link_failure"])
+    assert options == {"fiber_link_failure": abilene_kg.links}
+    prompt = gen._prompt(abilene_kg, GenState(topology="t"), None, [], options, 1, 0)
+    assert "Network context" not in prompt and "utilisation" not in prompt
+    with_kg = make(server)._prompt(abilene_kg, GenState(topology="t"), None, [], options, 1, 0)
+    assert "Busiest links" in with_kg
+
+
+def test_feedback_reaches_the_prompt_only_when_enabled(server, abilene_kg):
+    fb = Feedback(worst=[{"id": "x", "events": "fiber_link_failure@Denver-KansasCity", "loss_pct": 12.0,
+                          "impacted_nodes": 5, "cascade_depth": 1, "why": "flows cut off"}])
+    on = make(server)._prompt(abilene_kg, GenState(), fb, [], {"router_failure": ["Denver"]}, 1, 0)
+    off = make(server, use_feedback=False)._prompt(abilene_kg, GenState(), fb, [], {"router_failure": ["Denver"]}, 1, 0)
+    assert "Earlier results" in on and "fiber_link_failure@Denver-KansasCity: loss 12.0%" in on
+    assert "Earlier results" not in off and "loss 12.0%" not in off
+
+
+def test_schema_enums_are_exactly_the_admissible_set(abilene_kg):
+    options = admissible_events(abilene_kg, [{"event_type": "router_failure", "target": "Denver", "timestamp": 5.0,
+                                              "duration_s": None, "params": {}}], at=5.0)
+    schema = event_schema(options, 5.0, 600.0)
+    branches = {b["properties"]["event_type"]["const"]: b["properties"]["target"]["enum"] for b in schema["anyOf"]}
+    assert branches == options
+    assert "Denver" not in branches["router_failure"]
+    assert all(b["additionalProperties"] is False for b in schema["anyOf"])
+
+
+def test_untrusted_output_parsing():
+    assert parse_event('Sure! {"event_type": "router_failure", "target": "x"} done') == \
+        {"event_type": "router_failure", "target": "x"}
+    assert parse_event("no json here") is None
+    assert parse_event("[1, 2]") is None
+
+
+def test_server_down_is_a_clear_error(abilene_kg):
+    with LLMGenerator(llm_url="http://127.0.0.1:9/v1", model="m") as gen:
+        gen._client = None
+        from harness.llm import LLMClient
+        gen._client = LLMClient("http://127.0.0.1:9/v1", model="m", retries=0, timeout_s=2)
+        with pytest.raises(LLMError, match="127.0.0.1:9"):
+            gen.propose(abilene_kg, GenState(topology="topozoo/Abilene"), None, 1, seed=0)
+
+
+def test_context_mentions_neighbours_flows_and_headroom(abilene_kg):
+    text = kg_context(abilene_kg, "Denver-KansasCity")
+    assert "Router Denver neighbours" in text and "headroom" in text and "flows cross Denver-KansasCity" in text
