@@ -44,9 +44,12 @@ ovs:
 test: setup
 	$(PY) -m pytest -q
 
+# The main job: a real closed-loop campaign on Abilene (embedded LLM with an ablation, two
+# baselines, flow twin, Mininet/OVS emulation under os-ken, mitigation), then its report.
+RUN_DIR := campaigns/make-run-$(shell date +%Y%m%d-%H%M%S)
 run: setup
-	$(VENV)/bin/ani topo show topozoo/Abilene
-	$(VENV)/bin/ani kg build topozoo/Abilene --traffic gravity --seed 1
+	$(VENV)/bin/ani campaign run scenarios/campaigns/make_run.yaml -o $(RUN_DIR)
+	$(VENV)/bin/ani campaign report $(RUN_DIR)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,7 +3,9 @@
 Ranks every single link cut with :func:`harness.twin.sweep.sweep` (exhaustive for k=1),
 then grows each of the ``n`` worst into a multi-cut scenario greedily: at each step it adds
 the admissible link cut (causally connected, alive) that maximises lost traffic on the flow
-twin, up to ``state.max_events`` cuts, stopping when no cut adds damage.
+twin, up to ``state.max_events`` cuts, stopping when no cut adds damage. Candidates at each
+step are the :data:`CANDIDATES` admissible links with the worst single-cut impact (the sweep's
+ranking), and every evaluated cut set is remembered, so later iterations cost little.
 """
 
 from __future__ import annotations
@@ -19,19 +21,30 @@ from harness.twin.flow.twin import FlowTwin
 from harness.twin.sweep import sweep
 
 
+CANDIDATES = 16
+
+
 @dataclass
 class GreedyGenerator:
     name: str = "greedy"
     twin: FlowTwin = field(default_factory=FlowTwin, repr=False)
+    _losses: dict = field(default_factory=dict, repr=False)
+    _ranked: dict = field(default_factory=dict, repr=False)
 
     def _loss(self, kg: KnowledgeGraph, links: list[str]) -> float:
-        out = self.twin.engine(kg).evaluate(NetState(failed_links=frozenset(links)))
-        n = len(kg.flows)
-        return float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
+        key = (id(kg), frozenset(links))
+        if key not in self._losses:
+            out = self.twin.engine(kg).evaluate(NetState(failed_links=frozenset(links)))
+            n = len(kg.flows)
+            self._losses[key] = float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
+        return self._losses[key]
 
     def propose(self, kg: KnowledgeGraph, state: GenState, feedback: Feedback | None, n: int,
                 seed: int) -> list[Scenario]:
-        ranked = sweep(kg, 1, twin=self.twin)
+        if id(kg) not in self._ranked:
+            self._ranked[id(kg)] = (kg, sweep(kg, 1, twin=self.twin))
+        ranked = self._ranked[id(kg)][1]
+        order = {r["links"][0]: i for i, r in enumerate(ranked)}
         done = sum(1 for s in state.history if s.provenance.generator == self.name)
         out = []
         for k in range(n):
@@ -42,7 +55,8 @@ class GreedyGenerator:
             while len(chosen) < state.max_events:
                 t = 10.0 + 10.0 * len(chosen)
                 options = admissible_events(kg, events, at=t, event_types=["fiber_link_failure"])
-                scored = [(self._loss(kg, chosen + [l]), l) for l in options.get("fiber_link_failure", [])]
+                candidates = sorted(options.get("fiber_link_failure", []), key=order.__getitem__)[:CANDIDATES]
+                scored = [(self._loss(kg, chosen + [l]), l) for l in candidates]
                 if not scored:
                     break
                 loss, link = max(scored, key=lambda x: (x[0], x[1]))

@@ -18,6 +18,10 @@ import networkx as nx
 from harness.kg.model import KnowledgeGraph, nid, split
 from harness.kg.query import dependents, touched_elements
 
+#: id(kg) -> (kg, {event key: Footprint}); the kg is kept so its id cannot be reused while cached.
+_FOOTPRINTS: dict[int, tuple[KnowledgeGraph, dict]] = {}
+_FOOTPRINT_GRAPHS = 8
+
 # Rule identifiers, shared with the validator.
 R1, R2, R3, R4, R5 = "R1-target", "R2-alive", "R3-time", "R4-causal", "R5-reach"
 
@@ -106,6 +110,16 @@ class CausalState:
         return problems
 
     def footprint(self, event_type: str, target: str, params: dict) -> Footprint:
+        """What the event acts on; memoised per knowledge graph (it depends on nothing else)."""
+        key = (event_type, target, tuple(params.get("sources") or ()), params.get("next_hop"))
+        if id(self.kg) not in _FOOTPRINTS and len(_FOOTPRINTS) >= _FOOTPRINT_GRAPHS:
+            _FOOTPRINTS.pop(next(iter(_FOOTPRINTS)))
+        memo = _FOOTPRINTS.setdefault(id(self.kg), (self.kg, {}))[1]
+        if key not in memo:
+            memo[key] = self._footprint(event_type, target, params)
+        return memo[key]
+
+    def _footprint(self, event_type: str, target: str, params: dict) -> Footprint:
         kg = self.kg
         elements = touched_elements(kg, event_type, target)
         routers: set[str] = set()
