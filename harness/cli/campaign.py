@@ -19,8 +19,12 @@ def campaign() -> None:
 @click.argument("target", type=click.Path())
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Campaign directory (default: campaigns/NAME).")
 @click.option("--resume", is_flag=True, help="Continue the campaign in TARGET (a campaign directory).")
-def run_cmd(target: str, output: str | None, resume: bool) -> None:
+@click.option("--scheduler", metavar="tcp://HOST:PORT",
+              help="Run the twins as tasks on this Dask scheduler's workers (default: in this process).")
+def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None) -> None:
     """Run the campaign SPEC (YAML) into a directory, or --resume the one in DIR."""
+    from contextlib import nullcontext
+
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     path = Path(target)
@@ -43,7 +47,13 @@ def run_cmd(target: str, output: str | None, resume: bool) -> None:
                 bar.update(overall, completed=done, total=total)
             bar.update(step, description=stage, completed=done, total=total)
 
-        summary = run_campaign(root, spec, resume=resume, progress=progress)
+        runner = None
+        if scheduler:
+            from harness.remote.dask_dispatch import DaskRunner
+
+            runner = DaskRunner(scheduler)
+        with runner or nullcontext():
+            summary = run_campaign(root, spec, resume=resume, progress=progress, runner=runner)
     runs = ", ".join(f"{n} on {t}" for t, n in summary.runs.items()) or "nothing new"
     click.echo(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
                f"{summary.proposed} proposed; runs: {runs}; {summary.elapsed_s:.1f} s")
