@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Callable, Protocol, runtime_checkable
 
-from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
+from harness.registry import Registry
 from harness.scenario.model import Scenario
 
 
@@ -67,50 +67,34 @@ class Generator(Protocol):
                 seed: int) -> list[Scenario]: ...
 
 
-_GENERATORS: dict[str, Callable[..., Generator]] = {}
+def _builtin(registry: Registry) -> None:
+    from harness.generate.greedy import GreedyGenerator
+    from harness.generate.llm import LLMGenerator
+    from harness.generate.mutate import MutateGenerator
+    from harness.generate.random_gen import RandomGenerator
+    from harness.generate.replay import ReplayGenerator
+    from harness.generate.rule import RuleGenerator
+
+    for cls in (LLMGenerator, RuleGenerator, RandomGenerator, ReplayGenerator, GreedyGenerator, MutateGenerator):
+        registry.register(cls.name, cls)
+
+
+GENERATORS: Registry[Generator] = Registry("generator", _builtin)
 
 
 def register_generator(name: str, factory: Callable[..., Generator]) -> None:
-    if name in _GENERATORS:
-        raise ConfigError(f"generator {name!r} is already registered")
-    _GENERATORS[name] = factory
+    GENERATORS.register(name, factory)
 
 
 def generator_names() -> list[str]:
-    _load_builtin()
-    return list(_GENERATORS)
+    return GENERATORS.names()
 
 
 def make_generator(name: str, **options) -> Generator:
-    _load_builtin()
-    try:
-        factory = _GENERATORS[name]
-    except KeyError:
-        raise ConfigError(f"unknown generator {name!r}; known: {', '.join(_GENERATORS)}") from None
-    return factory(**options)
+    return GENERATORS.make(name, **options)
 
 
 def scenario_id(prefix: str, *parts: object) -> str:
     """A short deterministic id: ``prefix-<8 hex digits of the parts>``."""
     digest = hashlib.sha1("|".join(map(str, parts)).encode()).hexdigest()[:8]
     return f"{prefix}-{digest}"
-
-
-def _load_builtin() -> None:
-    if _GENERATORS:
-        return
-    from harness.generate.greedy import GreedyGenerator
-    from harness.generate.mutate import MutateGenerator
-    from harness.generate.random_gen import RandomGenerator
-    from harness.generate.replay import ReplayGenerator
-    from harness.generate.rule import RuleGenerator
-
-    for cls in (RuleGenerator, RandomGenerator, ReplayGenerator, GreedyGenerator, MutateGenerator):
-        register_generator(cls.name, cls)
-    try:
-        from harness.generate.llm import LLMGenerator
-    except ModuleNotFoundError as exc:
-        if exc.name != "harness.generate.llm":
-            raise
-    else:
-        register_generator(LLMGenerator.name, LLMGenerator)

@@ -7,10 +7,11 @@ releases whatever it runs on). Twins are registered by name and made with :func:
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Callable, Protocol, runtime_checkable
 
-from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
+from harness.registry import Registry
 from harness.scenario.model import Scenario
 from harness.twin.kpi import ScenarioResult
 
@@ -28,38 +29,27 @@ class Twin(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
-_TWINS: dict[str, Callable[..., Twin]] = {}
+def _builtin(registry: Registry) -> None:
+    from harness.twin.flow.twin import FlowTwin
+
+    registry.register("flow", FlowTwin)
+    if importlib.util.find_spec("harness.twin.emulation.twin") is not None:
+        from harness.twin.emulation.twin import EmulationTwin
+
+        registry.register("emulation", EmulationTwin)
+
+
+TWINS: Registry[Twin] = Registry("twin", _builtin)
 
 
 def register_twin(name: str, factory: Callable[..., Twin]) -> None:
-    if name in _TWINS:
-        raise ConfigError(f"twin {name!r} is already registered")
-    _TWINS[name] = factory
+    TWINS.register(name, factory)
 
 
 def twin_names() -> list[str]:
-    _load_builtin()
-    return list(_TWINS)
+    return TWINS.names()
 
 
 def make_twin(name: str, **options) -> Twin:
     """A twin by registered name; unknown names are refused with the known ones listed."""
-    _load_builtin()
-    try:
-        factory = _TWINS[name]
-    except KeyError:
-        raise ConfigError(f"unknown twin {name!r}; known: {', '.join(_TWINS)}") from None
-    return factory(**options)
-
-
-def _load_builtin() -> None:
-    if "flow" not in _TWINS:
-        from harness.twin.flow.twin import FlowTwin
-
-        register_twin("flow", FlowTwin)
-    if "emulation" not in _TWINS:
-        try:
-            from harness.twin.emulation.twin import EmulationTwin
-        except ImportError:
-            return
-        register_twin("emulation", EmulationTwin)
+    return TWINS.make(name, **options)
