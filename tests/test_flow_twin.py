@@ -138,3 +138,18 @@ def test_abilene_examples_run(abilene_kg):
 
     r = run(abilene_kg, read_scenarios("scenarios/abilene/router_overload.yaml")[0], "auto")
     assert r.row("failure").loss_pct > 0 and r.row("mitigated").loss_pct < r.row("failure").loss_pct
+
+
+def test_reroute_constants_are_configurable(stub_kg, tmp_path):
+    from harness.campaign.fidelity import load_calibration
+    from harness.twin.flow.twin import RerouteModel
+
+    raw = scenario(ev("fiber_link_failure", "A-B"))
+    s = validate_scenario(stub_kg, raw)
+    default = FlowTwin().run(stub_kg, s).row("failure")
+    p = tmp_path / "calibration.json"
+    p.write_text('{"detection_ms": 80, "computation_ms": 5, "install_per_switch_ms": 2}')
+    model = load_calibration(p)
+    assert model == RerouteModel(80.0, 5.0, 2.0)
+    slow = FlowTwin(reroute=model).run(stub_kg, s).row("failure")
+    assert slow.reroute_time_ms_max == pytest.approx(default.reroute_time_ms_max + 80 - RerouteModel().detection_ms)

@@ -22,14 +22,23 @@ MITIGATIONS = ["none", *STRATEGIES]
 @click.option("--twin", "twin_name", default="flow", show_default=True, help="flow or emulation.")
 @click.option("--mitigate", "mitigation", type=click.Choice(MITIGATIONS), default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Traffic seed of the knowledge graph.")
+@click.option("--calibration", type=click.Path(dir_okay=False, exists=True),
+              help="Flow twin: reroute-time constants from `ani campaign fidelity --calibrate` (calibration.json).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Directory for result.json.")
 def run_cmd(scenario_file: str, topology: str | None, twin_name: str, mitigation: str, seed: int,
-            output: str | None) -> None:
+            calibration: str | None, output: str | None) -> None:
     """Run each scenario in SCENARIO_FILE and print its KPI table."""
     raws = read_scenarios(scenario_file)
     results = []
     graphs: dict = {}
-    with make_twin(twin_name) as twin:
+    options = {}
+    if calibration:
+        if twin_name != "flow":
+            raise ConfigError("--calibration applies to the flow twin")
+        from harness.campaign.fidelity import load_calibration
+
+        options["reroute"] = load_calibration(calibration)
+    with make_twin(twin_name, **options) as twin:
         for raw in raws:
             ref = topology or raw.get("topology")
             if not ref:
