@@ -1,0 +1,546 @@
+"""The emulation twin: the flow twin's protocol and KPI record, measured on real packets.
+
+``with EmulationTwin() as twin: twin.run(kg, scenario, "auto")`` builds an
+:class:`~harness.twin.emulation.network.EmulatedNetwork` of the knowledge graph's topology
+once, and reuses it for every scenario on that knowledge graph.  After each scenario every
+injection is undone (``restore_all``) and the baseline must be healthy again (all pairs
+reachable); if it is not, the network is rebuilt and ``meta["network"]["rebuilt"]`` says why.
+
+Phases (wall clock; see :class:`EmulationTwin` for the knobs)
+    probes start → injection set-up (flood senders spawned, iperf3 servers listening) →
+    **baseline** window → events injected at their timestamps mapped into wall-clock
+    (``(t - t_first) × time_scale``; default: the events' span compressed into
+    ``inject_span_s``; order kept; an event whose ``duration_s`` ends before the last event
+    is undone at its scaled end, as the flow twin stops counting it) → ``settle_s`` →
+    **failure** window → mitigation actions applied (planned from a :class:`FailureView`
+    of what was *measured* in the failure window) → ``settle_s`` → **mitigated** window →
+    restore.  Event semantics: :mod:`harness.twin.emulation.inject`.
+
+KPIs (per window, from the monitored pairs = the KG flows, or a sample when there are more
+than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
+    latency_ms_mean / p95: per pair mean of RTT/2 (a one-way *estimate*), then mean and
+    95th percentile over the pairs that answered.
+    loss_pct: unanswered echo requests / sent, pooled over the pairs (a round-trip probe
+    loss, not traffic-weighted).
+    reroute_time_ms_max / mean: per pair that lost a probe after the window's trigger (the
+    first event for ``failure``, the mitigation for ``mitigated``, the window start for
+    ``baseline``) and got replies again before the window ended: its longest reply gap
+    minus one probe interval; pairs that never resumed are unreachable, not rerouted.
+    max_link_util, congested_links (>= 0.8): from the controller's port byte counters over
+    the window, as a share of the link's current shaped rate, busier direction; down links
+    left out.
+    unreachable_pairs: pairs with >= 95 % probe loss in the window's last second.
+    impacted_nodes: :func:`harness.twin.kpi.impacted_routers` with broken = unreachable or
+    probe loss above the flow's service SLA loss bound (the latency SLA is not checked: no
+    propagation delay is emulated without netem).
+    cascade_depth: None (the emulation injects no induced failures).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from harness.errors import ConfigError, ControllerError, EmulationError
+from harness.kg.model import KnowledgeGraph
+from harness.mitigate import FailureView, plan
+from harness.scenario.model import Scenario
+from harness.twin.emulation.inject import Injector, wait_until
+from harness.twin.emulation.measure import latency_stats, parse_probe, port_utilisation
+from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
+from harness.twin.emulation.probes import Probes
+from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
+
+#: Monitored pairs when the KG has more flows than this: a deterministic sample.
+DEFAULT_MAX_PAIRS = 132
+#: Probe loss (share) over a window's last second that counts a pair as unreachable.
+UNREACHABLE_LOSS = 0.95
+#: The doctor checks the twin cannot run without (plus every check the doctor marks required).
+REQUIRED_CHECKS = ("root", "Open vSwitch running", "mnexec (Mininet)", "python: os_ken")
+
+
+def monitored_pairs(kg: KnowledgeGraph, max_pairs: int = DEFAULT_MAX_PAIRS) -> tuple[list[str], bool]:
+    """The KG flows to probe: all of them, or a deterministic sample of ``max_pairs`` that
+    has every router as a source and as a destination (largest demand first)."""
+    flows = kg.flows
+    if len(flows) <= max_pairs:
+        return list(flows), False
+    attrs = {f: kg.attrs("flow", f) for f in flows}
+    order = sorted(flows, key=lambda f: (-attrs[f]["demand_mbps"], f))
+    chosen: list[str] = []
+    seen: set[str] = set()
+    for role in ("src", "dst"):
+        covered = {attrs[f][role] for f in chosen}
+        for f in order:
+            r = attrs[f][role]
+            if r not in covered and f not in seen:
+                chosen.append(f)
+                seen.add(f)
+                covered.add(r)
+    cap = max(max_pairs, len(chosen))
+    for f in order:
+        if len(chosen) >= cap:
+            break
+        if f not in seen:
+            chosen.append(f)
+            seen.add(f)
+    return sorted(chosen), True
+
+
+class EmulationTwin:
+    """The packet-level twin (root, Open vSwitch, os-ken).
+
+    Parameters
+    ----------
+    run_dir : where networks keep their files (controller log, probe output); a temporary
+        directory (removed on exit) by default.
+    bw_scale : emulated link rate = KG capacity × bw_scale (see the network module).
+    window_s : length of each measurement window (baseline, failure, mitigated).
+    time_scale : wall seconds per scenario second for event times; default compresses
+        the events' span into ``inject_span_s``.
+    inject_span_s : the default compression target (seconds).
+    settle_s : wait after the last event / the mitigation before the next window.
+    probe_interval_s : ping interval of the probes (0.04 s = 25 Hz).
+    max_pairs : at most this many monitored pairs (a covering sample beyond).
+    max_senders : at most this many concurrent surge / attack / overload senders per event.
+    flood_max_pps : per-sender packet rate above which a UDP flood uses iperf3 (a SYN
+        flood is capped there).
+    """
+
+    name = "emulation"
+
+    def __init__(self, run_dir: str | Path | None = None, bw_scale: float = DEFAULT_BW_SCALE,
+                 window_s: float = 2.0, time_scale: float | None = None, *, inject_span_s: float = 2.0,
+                 settle_s: float = 0.5, probe_interval_s: float = 0.04, max_pairs: int = DEFAULT_MAX_PAIRS,
+                 max_senders: int = 4, flood_max_pps: float = 10_000.0, datapath: str = "auto",
+                 health_timeout: float = 1.0):
+        for key, val, ok in (("bw_scale", bw_scale, bw_scale > 0), ("window_s", window_s, window_s >= 0.5),
+                             ("time_scale", time_scale, time_scale is None or time_scale >= 0),
+                             ("inject_span_s", inject_span_s, inject_span_s >= 0),
+                             ("settle_s", settle_s, settle_s >= 0),
+                             ("probe_interval_s", probe_interval_s, 0.002 <= probe_interval_s <= 0.25),
+                             ("max_pairs", max_pairs, max_pairs >= 1), ("max_senders", max_senders, max_senders >= 1),
+                             ("flood_max_pps", flood_max_pps, flood_max_pps > 0)):
+            if not ok:
+                raise ConfigError(f"EmulationTwin: {key}={val!r} is out of range")
+        self.run_dir_req = Path(run_dir) if run_dir is not None else None
+        self.bw_scale = float(bw_scale)
+        self.window_s = float(window_s)
+        self.time_scale = time_scale
+        self.inject_span_s = float(inject_span_s)
+        self.settle_s = float(settle_s)
+        self.probe_interval_s = float(probe_interval_s)
+        self.max_pairs = int(max_pairs)
+        self.max_senders = int(max_senders)
+        self.flood_max_pps = float(flood_max_pps)
+        self.datapath = datapath
+        self.health_timeout = health_timeout
+        self.net: EmulatedNetwork | None = None
+        self._kg: KnowledgeGraph | None = None
+        self._tmp: Path | None = None
+        self._runs_on_net = 0
+        self._builds = 0
+        self._available: bool | None = None
+
+    # ------------------------------------------------------------------ protocol
+    def unavailable_reasons(self) -> list[str]:
+        """Why the twin cannot run here (empty when it can), from ``ani doctor``'s checks."""
+        from harness.twin.emulation.doctor import doctor
+
+        return [f"{c.name}: {c.detail} ({c.impact})" for c in doctor()
+                if not c.ok and (c.required or c.name in REQUIRED_CHECKS)]
+
+    def is_available(self) -> bool:
+        if self._available is None:
+            self._available = not self.unavailable_reasons()
+        return self._available
+
+    def __enter__(self) -> "EmulationTwin":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Tear the network down and remove the temporary run directory (idempotent)."""
+        try:
+            self._stop_net()
+        finally:
+            if self._tmp is not None:
+                shutil.rmtree(self._tmp, ignore_errors=True)
+                self._tmp = None
+
+    # ------------------------------------------------------------------ network
+    @property
+    def run_dir(self) -> Path:
+        if self.run_dir_req is not None:
+            return self.run_dir_req
+        if self._tmp is None:
+            self._tmp = Path(tempfile.mkdtemp(prefix="ani-emulation-"))
+        return self._tmp
+
+    def _stop_net(self) -> None:
+        net, self.net, self._kg = self.net, None, None
+        if net is not None:
+            net.stop()
+
+    def network(self, kg: KnowledgeGraph) -> tuple[EmulatedNetwork, dict]:
+        """The running network for ``kg`` (built on first use, reused after)."""
+        info: dict = {}
+        if self.net is not None and self._kg is not kg:
+            info["replaced"] = f"knowledge graph changed ({self._kg.name if self._kg else '?'} -> {kg.name})"
+            self._stop_net()
+        if self.net is not None and self.net.controller is not None:
+            try:
+                self.net.controller.check_alive()   # ControllerError with the log tail
+            except ControllerError as exc:
+                self._stop_net()
+                raise ControllerError(f"{exc}\n(the network was torn down; the next run rebuilds it)") from None
+        if self.net is None:
+            self._build(kg)
+            info["built"] = True
+        info.update(prefix=self.net.prefix, bringup_s=round(self.net.timings.get("bringup_s", 0.0), 3),
+                    reused=self._runs_on_net > 0, scenarios_on_network=self._runs_on_net + 1,
+                    builds=self._builds)
+        return self.net, info
+
+    def _build(self, kg: KnowledgeGraph) -> None:
+        self._builds += 1
+        d = self.run_dir / f"net{self._builds}"
+        net = EmulatedNetwork(kg.topology, d, bw_scale=self.bw_scale, datapath=self.datapath)
+        net.start()
+        self.net, self._kg, self._runs_on_net = net, kg, 0
+        # The first port statistics arrive one polling interval after the switches connect;
+        # wait for them so the first scenario's baseline has utilisation figures.
+        deadline = time.monotonic() + 3.0
+        while time.monotonic() < deadline and not net.client.ports()["ports"]:
+            time.sleep(0.1)
+
+    # ------------------------------------------------------------------ run
+    def run(self, kg: KnowledgeGraph, scenario: Scenario, mitigation: str | None = None) -> ScenarioResult:
+        if not self.is_available():
+            raise EmulationError("the emulation twin cannot run here: " + "; ".join(self.unavailable_reasons()))
+        if mitigation == "none":
+            mitigation = None
+        t_run0 = time.perf_counter()
+        load_before = os.getloadavg()
+        net, net_info = self.network(kg)
+        flows, sampled = monitored_pairs(kg, self.max_pairs)
+        pairs = [(kg.attrs("flow", f)["src"], kg.attrs("flow", f)["dst"]) for f in flows]
+        inj = Injector(net, kg, bw_scale=self.bw_scale, max_senders=self.max_senders,
+                       flood_max_pps=self.flood_max_pps)
+        sdir = net.run_dir / "scenarios" / f"{self._runs_on_net:04d}-{scenario.id}"
+        probes = Probes(net, pairs, interval_s=self.probe_interval_s, out_dir=sdir / "probes")
+        events = sorted(enumerate(scenario.events), key=lambda x: (x[1].timestamp, x[0]))
+        t_first = events[0][1].timestamp
+        t_last = events[-1][1].timestamp
+        scale = (self.time_scale if self.time_scale is not None
+                 else (self.inject_span_s / (t_last - t_first) if t_last > t_first else 0.0))
+        span = (t_last - t_first) * scale
+        timings: dict = {}
+        timeline: list[dict] = []
+        snaps: dict = {}
+        mitigation_info: dict = {}
+        restore_info: dict = {}
+        ok = False
+        try:
+            t0 = time.time()
+            probes.start()
+            self._warm_up(probes)
+            timings["probes_start_s"] = time.time() - t0
+            # Senders start up first (Scapy's import must not load a window), then the
+            # windows (epoch seconds) are fixed and the senders told when to run.
+            t_prep0 = time.time()
+            start_dir = sdir / "start"
+            start_dir.mkdir(parents=True, exist_ok=True)
+            for i, e in events:
+                inj.prepare(i, e, start_dir)
+            inj.wait_ready()
+            timings["prepare_s"] = time.time() - t_prep0
+            t_b0 = time.time() + 0.1
+            t_inj = t_b0 + self.window_s
+            at = {i: t_inj + (e.timestamp - t_first) * scale for i, e in events}
+            t_f0 = t_inj + span + self.settle_s
+            t_f1 = t_f0 + self.window_s
+            t_m0 = t_f1 + self.settle_s if mitigation else t_f1
+            t_end = t_m0 + self.window_s if mitigation else t_f1
+            for i, e in events:
+                end = e.end()
+                undo_at = at[i] + (end - e.timestamp) * scale if end <= t_last else None
+                inj.schedule(i, at[i], undo_at if undo_at is not None else t_end + 0.2)
+            wait_until(t_b0)
+            snaps["b0"] = self._ports(net)
+            wait_until(t_inj)
+            snaps["b1"] = self._ports(net)
+            # --- inject, in time order, undoing events that end before the last one
+            pending_undo = []
+            for i, e in events:
+                wait_until(at[i])
+                while pending_undo and pending_undo[0][0] <= at[i]:
+                    when, j, ej = pending_undo.pop(0)
+                    wait_until(when)
+                    rec = inj.undo(j, ej)
+                    timeline.append({"index": j, "t": ej.end(), "event_type": ej.event_type, "target": ej.target,
+                                     "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
+                                     "ended": True, **rec})
+                t = time.time()
+                rec = inj.inject(i, e)
+                timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
+                                 "severity": e.severity, "params": dict(e.params),
+                                 "wall_offset_s": round(at[i] - t_inj, 4), "injected_at": t,
+                                 "lag_ms": round((t - at[i]) * 1000, 2),
+                                 "took_ms": round((time.time() - t) * 1000, 2), **rec})
+                end = e.end()
+                if end <= t_last:
+                    pending_undo.append((at[i] + (end - e.timestamp) * scale, i, e))
+                    pending_undo.sort(key=lambda x: x[0])
+            for when, j, ej in pending_undo:
+                wait_until(when)
+                rec = inj.undo(j, ej)
+                timeline.append({"index": j, "t": ej.end(), "event_type": ej.event_type, "target": ej.target,
+                                 "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
+                                 "ended": True, **rec})
+            t_first_inj = min((x["injected_at"] for x in timeline if not x.get("ended")), default=t_inj)
+            if time.time() > t_f0:   # injection overran its plan: shift the later windows
+                shift = time.time() - t_f0
+                t_f0, t_f1, t_m0, t_end = (x + shift for x in (t_f0, t_f1, t_m0, t_end))
+            wait_until(t_f0)
+            snaps["f0"] = self._ports(net)
+            wait_until(t_f1)
+            snaps["f1"] = self._ports(net)
+            failed_links = inj.failed_links()
+            rates = {l: inj.current_rate(l) for l in kg.links}
+            util_f = port_utilisation(snaps["f0"], snaps["f1"], rates, failed_links)
+            t_mit = None
+            if mitigation:
+                view = FailureView(
+                    failed_links=set(failed_links), failed_routers=set(net._down_routers),
+                    link_utilisation={l: u["util"] for l, u in util_f.items()},
+                    link_load_mbps={l: u["mbps"] / self.bw_scale for l, u in util_f.items()},
+                    link_capacity_mbps={l: rates[l] / self.bw_scale for l in kg.links})
+                actions = plan(mitigation, kg, scenario, view)
+                t_mit = time.time()
+                applied = [{**a, "applied_at": time.time(), **inj.apply(a)} for a in actions]
+                mitigation_info = {"strategy": mitigation, "actions": actions, "applied": applied,
+                                   "view": {"failed_links": sorted(view.failed_links),
+                                            "failed_routers": sorted(view.failed_routers),
+                                            "congested": view.congested()}}
+                if time.time() > t_m0:
+                    shift = time.time() - t_m0
+                    t_m0, t_end = t_m0 + shift, t_end + shift
+                wait_until(t_m0)
+                snaps["m0"] = self._ports(net)
+                wait_until(t_end)
+                snaps["m1"] = self._ports(net)
+            probes.stop()
+            achieved = inj.collect()
+            rates_m = {l: inj.current_rate(l) for l in kg.links}
+            failed_m = inj.failed_links()
+            ok = True
+        finally:
+            restore_info = self._restore(net, probes, ok)
+        timings.update(baseline_window_s=round(t_inj - t_b0, 3), inject_s=round(t_f0 - self.settle_s - t_inj, 3),
+                       failure_window_s=round(t_f1 - t_f0, 3),
+                       mitigated_window_s=round(t_end - t_m0, 3) if mitigation else None,
+                       restore_s=restore_info.get("restore_s"), health_check_s=restore_info.get("health_check_s"))
+        # ---------------------------------------------------------------- KPIs
+        parsed = {}
+        for (s, d) in pairs:
+            path = probes.out_dir / f"{s}__{d}.txt"
+            parsed[(s, d)] = parse_probe(path.read_text(errors="replace"), s, d, self.probe_interval_s)
+        rows = {
+            "baseline": self._row(kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
+                                  port_utilisation(snaps["b0"], snaps["b1"], {l: net._links[l]["rate_mbps"]
+                                                                              for l in kg.links}, set())),
+            "failure": self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1, t_first_inj,
+                                 set(net_down_routers_at_failure(timeline)), util_f, trigger_end=t_f1),
+        }
+        if mitigation:
+            util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
+            rows["mitigated"] = self._row(kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit,
+                                          set(net_down_routers_at_failure(timeline)), util_m)
+        windows = {"baseline": (t_b0, t_inj), "failure": (t_f0, t_f1)}
+        if mitigation:
+            windows["mitigated"] = (t_m0, t_end)
+        pair_loss = {}
+        for ph, (a, b) in windows.items():
+            pair_loss[ph] = {}
+            for f in flows:
+                fa = kg.attrs("flow", f)
+                sent, ok_, _ = parsed[(fa["src"], fa["dst"])].window(a, b)
+                if sent and ok_ < sent:
+                    pair_loss[ph][f] = round(100.0 * (sent - ok_) / sent, 2)
+        for rec in timeline:
+            if not rec.get("ended") and rec["index"] in achieved:
+                gens = achieved[rec["index"]]
+                rec["achieved"] = gens
+                pps = [g.get("achieved_pps") for g in gens if g.get("achieved_pps") is not None]
+                mbps = [g.get("achieved_mbps") for g in gens if g.get("achieved_mbps") is not None]
+                rec["achieved_total_pps"] = round(sum(pps), 1) if pps else None
+                rec["achieved_total_mbps"] = round(sum(mbps), 4) if mbps else None
+        load_after = os.getloadavg()
+        cpus = os.cpu_count() or 1
+        loaded = max(load_before[0], load_after[0]) >= 0.9 * cpus
+        fid = net.fidelity
+        modelled = [f"packet forwarding by Open vSwitch ({fid.get('datapath')} datapath) under an os-ken "
+                    f"controller (delay-shortest routing, failover on port status)",
+                    f"link rates shaped with {fid.get('shaping')} at capacity x {self.bw_scale:g}",
+                    f"random loss via {fid.get('loss')}",
+                    "failures, shaping, floods (Scapy/iperf3), surges (iperf3) and misconfigurations injected on "
+                    "the live network",
+                    "latency, loss, reroute gaps and reachability from ICMP probes; utilisation from port counters"]
+        not_modelled = ["cascade_depth (no induced failures are injected)",
+                        "the KG's baseline demand as background traffic (only probes, surges, attacks and "
+                        "overload load flow)",
+                        "traffic-weighted loss (loss_pct is probe loss over monitored pairs)",
+                        "load-aware rerouting (the controller's reroute avoids links by penalty, by delay)"]
+        if fid.get("delay"):
+            modelled.append("propagation delay per link (netem)")
+        else:
+            not_modelled.append("propagation delay (no netem: latency is forwarding + queueing only, "
+                                "and the services' latency SLA is not checked)")
+        if sampled:
+            not_modelled.append(f"all KG flows (a covering sample of {len(flows)} is monitored)")
+        meta = {
+            "elapsed_s": round(time.perf_counter() - t_run0, 3),
+            "network": {**net_info, **{k: v for k, v in restore_info.items() if k in ("rebuilt", "healthy")}},
+            "timings_s": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in timings.items()},
+            "time_scale": scale, "event_span_wall_s": round(span, 3),
+            "monitored_pairs": len(flows), "pairs_sampled": sampled,
+            "probe_interval_s": self.probe_interval_s,
+            "probe_rate_hz_min": round(min((_rate(p) for p in parsed.values()), default=0.0), 2),
+            "latency_note": "one-way latency estimated as RTT/2 of ICMP probes",
+            "loss_note": "round-trip probe loss pooled over monitored pairs, not traffic-weighted",
+            "unreachable_rule": f">= {UNREACHABLE_LOSS:.0%} probe loss in the window's last second",
+            "reroute_note": "longest reply gap minus one probe interval, over pairs that lost probes after the "
+                            "trigger and recovered within the window",
+            "senders": inj.notes,
+            "pair_loss_pct": pair_loss,   # per phase: monitored pairs (flow names) that lost probes
+            "load_avg": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after],
+                         "cpus": cpus, "loaded": loaded,
+                         "note": "heavy load inflates RTT" if loaded else "not loaded"},
+            "fidelity": fid,
+        }
+        return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
+                              mitigation=mitigation_info, modelled=modelled, not_modelled=not_modelled, meta=meta)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _warm_up(probes: Probes, timeout: float = 3.0) -> None:
+        """Wait until every probe has printed its first result, then a little longer: the
+        first echo of each pair pays process start-up and datapath flow set-up."""
+        deadline = time.monotonic() + timeout
+        files = [probes.out_dir / f"{s}__{d}.txt" for s, d in probes.pairs]
+        while time.monotonic() < deadline:
+            if all(f.exists() and f.read_text(errors="replace").count("\n") >= 2 for f in files):
+                break
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    @staticmethod
+    def _ports(net: EmulatedNetwork) -> dict:
+        return {(p["router"], p["port"]): {"t": p["t"], "tx_bytes": p["tx_bytes"], "link": p.get("link")}
+                for p in net.client.ports()["ports"]}
+
+    def _restore(self, net: EmulatedNetwork, probes: Probes, ok: bool) -> dict:
+        """Undo everything; check the baseline is healthy; rebuild the network if it is not."""
+        t0 = time.perf_counter()
+        info: dict = {}
+        if probes._procs:
+            try:
+                probes.stop()
+            except Exception:  # never mask the run's own error
+                pass
+        try:
+            net.restore_all()
+        except BaseException as exc:
+            # The controller died or a command failed: this network cannot be trusted.
+            self._stop_net()
+            if not ok:
+                return {"restore_s": time.perf_counter() - t0, "rebuilt": f"torn down after restore failed: {exc}"}
+            raise
+        info["restore_s"] = round(time.perf_counter() - t0, 3)
+        self._runs_on_net += 1
+        if not ok:   # the run failed: keep the network only if its baseline is healthy
+            try:
+                net.check_healthy(timeout=self.health_timeout)
+            except Exception:
+                self._stop_net()
+            return info
+        t1 = time.perf_counter()
+        reason = None
+        for attempt in range(2):
+            try:
+                time.sleep(0.1 if attempt == 0 else 0.5)
+                net.check_healthy(timeout=self.health_timeout)
+                reason = None
+                break
+            except EmulationError as exc:
+                reason = str(exc)
+        info["health_check_s"] = round(time.perf_counter() - t1, 3)
+        info["healthy"] = reason is None
+        if reason is not None:
+            kg = self._kg
+            self._stop_net()
+            self._build(kg)
+            self.net.check_healthy(timeout=self.health_timeout)
+            info["rebuilt"] = f"baseline unhealthy after restore ({reason}); network rebuilt as {self.net.prefix}"
+        return info
+
+    def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util, trigger_end=None) -> KPIRow:
+        last = max(a, b - 1.0)
+        sent = lost = 0
+        lat_pairs = []
+        broken: dict[str, bool] = {}
+        unreachable = 0
+        reroute = []
+        for f in flows:
+            fa = kg.attrs("flow", f)
+            p = parsed[(fa["src"], fa["dst"])]
+            s, ok_, rtts = p.window(a, b)
+            sent += s
+            lost += s - ok_
+            if rtts:
+                lat_pairs.append(sum(rtts) / len(rtts) / 2.0)
+            s_last, ok_last, _ = p.window(last, b)
+            unreach = s_last > 0 and (s_last - ok_last) / s_last >= UNREACHABLE_LOSS
+            unreachable += int(unreach)
+            sla = kg.attrs("service", fa["service"])["sla_loss_pct"]
+            broken[f] = bool(unreach or (s and 100.0 * (s - ok_) / s > sla))
+            if trigger is not None:
+                g = p.disruption_s(trigger, b)
+                if g:
+                    reroute.append(g * 1000.0)
+        impacted = impacted_routers(kg, broken, failed_routers)
+        mean, p95 = latency_stats(lat_pairs)
+        live = {l: u["util"] for l, u in util.items()}
+        congested = sorted(l for l, u in live.items() if u >= CONGESTION_THRESHOLD)
+        return KPIRow(
+            scenario_id=sid, twin=self.name, phase=phase,
+            latency_ms_mean=mean, latency_ms_p95=p95,
+            loss_pct=round(100.0 * lost / sent, 6) if sent else None,
+            reroute_time_ms_max=round(max(reroute), 3) if reroute else 0.0,
+            reroute_time_ms_mean=round(sum(reroute) / len(reroute), 3) if reroute else 0.0,
+            max_link_util=round(max(live.values()), 6) if live else None,
+            congested_links=len(congested), congested_link_names=congested,
+            impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
+            unreachable_pairs=unreachable, cascade_depth=None)
+
+
+def net_down_routers_at_failure(timeline: list[dict]) -> list[str]:
+    """Routers failed (and not ended) by the injected events."""
+    down: set[str] = set()
+    for rec in timeline:
+        if rec["event_type"] == "router_failure":
+            (down.discard if rec.get("ended") else down.add)(rec["target"])
+    return sorted(down)
+
+
+def _rate(p) -> float:
+    if len(p.sends) < 2:
+        return 0.0
+    span = p.sends[-1][0] - p.sends[0][0]
+    return (len(p.sends) - 1) / span if span > 0 else 0.0

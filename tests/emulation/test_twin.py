@@ -1,0 +1,253 @@
+"""The emulation twin on real Open vSwitch networks (root): KPIs from packets, agreement with
+the flow twin where the two must agree, mitigation, network reuse, and plain errors."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.errors import ControllerError, EmulationError
+from harness.kg.build import build_kg
+from harness.scenario.validate import validate_scenario
+from harness.twin import make_twin
+from harness.twin.emulation.measure import parse_probe
+from harness.twin.emulation.twin import EmulationTwin, monitored_pairs
+from harness.twin.flow.twin import FlowTwin
+
+RING = [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A")]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def scenario(kg, sid, *events):
+    return validate_scenario(kg, {"id": sid, "events": list(events)})
+
+
+# --------------------------------------------------------------------------- pure parts
+PING = """[100.000] 64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=1.00 ms
+[100.040] 64 bytes from 10.0.0.2: icmp_seq=2 ttl=64 time=1.00 ms
+[100.120] no answer yet for icmp_seq=3
+[100.160] no answer yet for icmp_seq=4
+[100.200] 64 bytes from 10.0.0.2: icmp_seq=5 ttl=64 time=1.00 ms
+[100.240] 64 bytes from 10.0.0.2: icmp_seq=6 ttl=64 time=1.00 ms
+"""
+
+
+def test_probe_windows_and_disruption():
+    p = parse_probe(PING, "A", "B", 0.04)
+    assert p.window(99.9, 100.3) == (6, 4, [1.0] * 4)
+    assert p.window(100.05, 100.15)[:2] == (2, 0)      # seqs 3 and 4, sent ~100.08 and ~100.12
+    # lost after 100.05, resumed at 100.2: 0.15 s gap from the trigger minus one interval
+    assert p.disruption_s(100.05, 100.3) == pytest.approx(0.11)
+    assert p.disruption_s(100.21, 100.3) == 0.0          # nothing lost after
+    never = parse_probe(PING.split("[100.200]")[0], "A", "B", 0.04)
+    assert never.disruption_s(100.05, 100.3) is None     # cut off, not rerouted
+
+
+def test_monitored_pairs_sample_covers_every_router():
+    from harness.cli.kg import kg_from_ref
+
+    kg = kg_from_ref("topozoo/Geant2012")
+    flows, sampled = monitored_pairs(kg, 132)
+    assert sampled and len(flows) == 132 and len(kg.flows) > 132
+    srcs = {kg.attrs("flow", f)["src"] for f in flows}
+    dsts = {kg.attrs("flow", f)["dst"] for f in flows}
+    assert srcs == dsts == set(kg.routers)
+    assert monitored_pairs(kg, 132) == (flows, True)      # deterministic
+
+
+def test_not_root_is_a_clear_error(monkeypatch, graph):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    twin = EmulationTwin()
+    assert twin.is_available() is False
+    assert any(r.startswith("root") for r in twin.unavailable_reasons())
+    kg = build_kg(graph(RING))
+    with pytest.raises(EmulationError, match="cannot run here: root"):
+        twin.run(kg, scenario(kg, "x", {"event_type": "fiber_link_failure", "target": "A-B", "timestamp": 1}))
+
+
+def test_registered_and_bad_options():
+    assert isinstance(make_twin("emulation"), EmulationTwin)
+    with pytest.raises(Exception, match="window_s"):
+        EmulationTwin(window_s=0)
+
+
+# --------------------------------------------------------------------------- real networks
+
+
+
+@pytest.fixture(scope="module")
+def ring_twin(tmp_path_factory, graph):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    kg = build_kg(graph(RING))
+    # 100 Hz probes: a failover here takes ~10-30 ms, which 25 Hz probes can miss entirely.
+    with EmulationTwin(run_dir=tmp_path_factory.mktemp("twin"), probe_interval_s=0.01) as twin:
+        yield twin, kg
+
+
+@pytest.mark.root
+def test_fiber_cut_reroutes_and_network_is_reused(ring_twin):
+    twin, kg = ring_twin
+    cut = scenario(kg, "cut", {"event_type": "fiber_link_failure", "target": "A-B", "timestamp": 30})
+    r = twin.run(kg, cut, "auto")
+    base, fail = r.row("baseline"), r.row("failure")
+    assert base.loss_pct == 0.0 and base.unreachable_pairs == 0
+    assert fail.unreachable_pairs == 0 and fail.impacted_node_names == []   # connectivity returned
+    assert fail.reroute_time_ms_max > 0 and fail.reroute_time_ms_max < 1500
+    print(f"fiber cut: reroute max {fail.reroute_time_ms_max} ms mean {fail.reroute_time_ms_mean} ms")
+    assert fail.latency_ms_mean is not None and fail.cascade_depth is None
+    assert "cascade_depth (no induced failures are injected)" in r.not_modelled
+    assert r.meta["network"]["healthy"] is True
+    assert r.timeline[0]["done"] == "link A-B down (both ends)"
+    assert r.mitigation["view"]["failed_links"] == ["A-B"]
+    flow = FlowTwin().run(kg, cut, "auto")
+    assert flow.row("failure").unreachable_pairs == fail.unreachable_pairs
+    assert set(flow.row("failure").impacted_node_names) == set(fail.impacted_node_names)
+    prefix = r.meta["network"]["prefix"]
+    # second scenario on the same network; the baseline was checked healthy in between
+    twin.net.check_healthy()
+    two = scenario(kg, "two-cuts",
+                   {"event_type": "fiber_link_failure", "target": "B-C", "timestamp": 0},
+                   {"event_type": "fiber_link_failure", "target": "C-D", "timestamp": 50, "independent": True})
+    r2 = twin.run(kg, two, None)
+    assert r2.meta["network"]["reused"] and r2.meta["network"]["prefix"] == prefix
+    assert "mitigated" not in r2.rows
+    assert [e["wall_offset_s"] for e in r2.timeline] == [0.0, 2.0]     # 50 s compressed to 2 s
+    # C is cut off from everyone: the flow twin agrees on who is impacted
+    assert r2.row("failure").impacted_node_names == ["C"]
+    assert FlowTwin().run(kg, two).row("failure").impacted_node_names == ["C"]
+    assert r2.row("failure").unreachable_pairs == 6
+    assert twin.net.injected["down_links"] == []
+
+
+@pytest.mark.root
+def test_ddos_above_capacity_and_rate_limit(ring_twin):
+    twin, kg = ring_twin
+    ddos = scenario(kg, "ddos", {"event_type": "ddos_spike", "target": "C", "timestamp": 5,
+                                 "params": {"sources": ["A"], "intensity": 2.0}})
+    r = twin.run(kg, ddos, "rate_limit")
+    fail, mit = r.row("failure"), r.row("mitigated")
+    ach = r.timeline[0]["achieved"][0]
+    assert ach["generator"] == "scapy" and ach["achieved_pps"] > 0.8 * ach["target_pps"], ach
+    assert fail.loss_pct > 3.0, fail
+    # ~1.0 on an idle machine; a loaded machine forwards less than the shaped rate
+    assert fail.max_link_util > 0.7 and fail.max_link_util > 5 * r.row("baseline").max_link_util, fail
+    assert mit.loss_pct < 0.75 * fail.loss_pct, (fail.loss_pct, mit.loss_pct)
+    assert mit.congested_links == 0 and mit.max_link_util < 0.8, mit       # the meter holds A at ~5 Mbit/s
+    assert r.mitigation["actions"] == [{"action": "rate_limit", "router": "A",
+                                        "mbps": r.mitigation["actions"][0]["mbps"]}]
+    print(f"DDoS: {ach['achieved_pps']} pps; loss failure {fail.loss_pct:.2f} % -> mitigated {mit.loss_pct:.2f} %; "
+          f"util {fail.max_link_util:.2f} -> {mit.max_link_util:.2f}; load {r.meta['load_avg']['after']}")
+
+
+@pytest.mark.root
+def test_misconfiguration_then_rollback(ring_twin):
+    twin, kg = ring_twin
+    mis = scenario(kg, "mis", {"event_type": "misconfiguration", "target": "B", "timestamp": 5,
+                               "params": {"mode": "blackhole", "destinations": ["C"]}})
+    r = twin.run(kg, mis, "rollback")
+    fail, mit = r.row("failure"), r.row("mitigated")
+    assert fail.unreachable_pairs >= 1     # at least B->C (and transit through B to C)
+    assert mit.unreachable_pairs == 0 and mit.loss_pct < 5
+    assert twin.net.client.health()["misconfigs"] == []
+
+
+@pytest.mark.root
+def test_controller_death_is_a_clear_error_then_rebuilt(ring_twin):
+    twin, kg = ring_twin
+    twin.net.controller.proc.kill()
+    twin.net.controller.proc.wait()
+    cut = scenario(kg, "cut", {"event_type": "fiber_link_failure", "target": "A-B", "timestamp": 1})
+    with pytest.raises(ControllerError, match="died"):
+        twin.run(kg, cut)
+    assert twin.net is None                      # torn down, not left half-alive
+    r = twin.run(kg, cut)
+    assert r.meta["network"]["built"] is True and r.row("failure").unreachable_pairs == 0
+
+
+@pytest.mark.root
+def test_bridge_cut_impacts_exactly_the_cut_off_side(tmp_path, graph):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    kg = build_kg(graph(RING + [("D", "E"), ("E", "F")]))
+    cut = scenario(kg, "bridge", {"event_type": "fiber_link_failure", "target": "D-E", "timestamp": 1})
+    with EmulationTwin(run_dir=tmp_path, window_s=1.5) as twin:
+        r = twin.run(kg, cut, "auto")
+    fail = r.row("failure")
+    assert fail.impacted_node_names == ["E", "F"]
+    assert fail.unreachable_pairs == 16                    # {E,F} x {A,B,C,D}, both directions
+    assert FlowTwin().run(kg, cut, "auto").row("failure").impacted_node_names == ["E", "F"]
+
+
+@pytest.mark.root
+def test_cli_run_on_the_emulation_twin(tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    argv = [sys.executable, "-m", "harness.cli", "run", "scenarios/abilene/fiber_cut.yaml", "--topology",
+            "topozoo/Abilene"]
+    emu = subprocess.run(argv + ["--twin", "emulation"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    flow = subprocess.run(argv + ["--twin", "flow"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert emu.returncode == 0, emu.stderr[-2000:]
+    labels = lambda out: [l.split()[0] for l in out.splitlines() if l.startswith("  ") and l.split()]
+    assert "abilene-fiber-cut on the emulation twin" in emu.stdout
+    assert labels(emu.stdout)[:11] == labels(flow.stdout)[:11]
+    assert "reroute_time_ms_max" in emu.stdout and "n/a" in emu.stdout   # cascade_depth not measured
+
+
+@pytest.mark.root
+def test_unhealthy_baseline_after_restore_rebuilds(ring_twin, monkeypatch):
+    twin, kg = ring_twin
+    old, _info = twin.network(kg)
+
+    def broken(timeout=1.0):
+        raise EmulationError("1 host pairs cannot reach each other: A->B")
+
+    monkeypatch.setattr(old, "check_healthy", broken)
+    cut = scenario(kg, "cut", {"event_type": "fiber_link_failure", "target": "A-B", "timestamp": 1})
+    r = twin.run(kg, cut)
+    assert r.meta["network"]["healthy"] is False
+    assert "baseline unhealthy after restore" in r.meta["network"]["rebuilt"]
+    assert twin.net is not old and twin.net.prefix != old.prefix and not old._up
+    twin.net.check_healthy()
+
+
+RUN_SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import contract_graph
+from harness.kg.build import build_kg
+from harness.scenario.validate import validate_scenario
+from harness.twin.emulation.twin import EmulationTwin
+kg = build_kg(contract_graph([("A", "B"), ("B", "C"), ("C", "A")]))
+sc = validate_scenario(kg, {{"id": "x", "events": [{{"event_type": "fiber_link_failure", "target": "A-B",
+                                                     "timestamp": 1}}]}})
+with EmulationTwin(run_dir={run_dir!r}, window_s=30) as twin:
+    twin.run(kg, sc, "auto")
+"""
+
+
+@pytest.mark.root
+def test_ctrl_c_during_a_run_tears_everything_down(tmp_path):
+    import signal
+    import time
+
+    from harness.twin.emulation.cleanup import leftovers
+
+    code = RUN_SCRIPT.format(tests=str(Path(__file__).parent), run_dir=str(tmp_path))
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         cwd=ROOT)
+    deadline = time.time() + 30
+    while not list(tmp_path.glob("net1/scenarios/*/probes/*.txt")) and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_path.glob("net1/scenarios/*/probes/*.txt")), "the run never started probing"
+    time.sleep(1.0)                               # inside the baseline window
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=60)
+    assert p.returncode != 0 and "KeyboardInterrupt" in out
+    prefix = __import__("json").loads((tmp_path / "net1" / "topology.json").read_text())["prefix"]
+    left = leftovers()
+    assert not any(prefix in str(v) for v in left.values()), left
