@@ -19,6 +19,7 @@ do not depend on where the twins ran.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import time
@@ -139,7 +140,16 @@ def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: 
     arms = {arm.label: arm for arm in spec.generators}
     generators: dict[str, object] = {}
     own_runner = runner is None
-    runner = LocalRunner(twin_factory) if runner is None else runner
+    if runner is None:
+        # The emulation keeps its controller log and probe output in the campaign directory.
+        session_logs = store.root / "logs" / f"emulation-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+        def factory(name: str):
+            if name == "emulation" and twin_factory is make_twin:
+                return make_twin(name, run_dir=session_logs)
+            return twin_factory(name)
+
+        runner = LocalRunner(factory)
     llm_server = None
     try:
         if any(a.generator == "llm" for a in spec.generators) and spec.llm.url is None:
@@ -231,28 +241,35 @@ def _proposals(store: CampaignStore, kg, spec: CampaignSpec, arm: GeneratorArm, 
     return body
 
 
-def _safe_id(sid: str, label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{sid}")
+def _unit_id(store: CampaignStore, data: dict, label: str, it: int, k: int) -> str:
+    """The proposal's id, fit for a file name and unique in the campaign (deterministically).
+
+    An id another arm or iteration already holds gets ``-<label>-<iteration>`` appended.
+    """
+    def safe(text: str) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]", "_", text)
+
+    sid = safe(str(data.get("id") or f"{label}-{it}-{k}"))
+    for rel in (f"scenarios/{sid}.json", f"rejected/{sid}.json"):
+        if store.has(rel):
+            body = store.read_unit(rel)
+            if (body["label"], body["iteration"]) != (label, it):
+                return safe(f"{sid}-{label}-{it}")
+    return sid
 
 
 def _validate(store: CampaignStore, kg, arm: GeneratorArm, it: int, raw: list[dict]) -> list[Scenario]:
+    """Accept or reject each proposal once; stored verdicts are reused on resume."""
     accepted = []
     for k, data in enumerate(raw):
-        sid = _safe_id(str(data.get("id", f"{arm.label}-{it}-{k}")), arm.label)
+        sid = _unit_id(store, data, arm.label, it, k)
         rel_ok, rel_bad = f"scenarios/{sid}.json", f"rejected/{sid}.json"
         if store.has(rel_ok):
-            body = store.read_unit(rel_ok)
-            if body["label"] == arm.label and body["iteration"] == it:
-                accepted.append(Scenario.model_validate(body["scenario"]))
-                continue
-            sid = f"{sid}-{arm.label}-{it}".replace("+", "_")
-            data = {**data, "id": sid}
-            rel_ok, rel_bad = f"scenarios/{sid}.json", f"rejected/{sid}.json"
-            if store.has(rel_ok):
-                accepted.append(Scenario.model_validate(store.read_unit(rel_ok)["scenario"]))
-                continue
+            accepted.append(Scenario.model_validate(store.read_unit(rel_ok)["scenario"]))
+            continue
         if store.has(rel_bad):
             continue
+        data = {**data, "id": sid}
         verdict = check_scenario(kg, data)
         if isinstance(verdict, Scenario):
             store.write_unit(rel_ok, {"label": arm.label, "iteration": it, "scenario": verdict.model_dump(mode="json")})
