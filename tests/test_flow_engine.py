@@ -330,3 +330,102 @@ def test_link_loads_match_independent_ecmp_computation(seed):
             a, b = lid.split("-")
             assert fwd == pytest.approx(truth.get((a, b), 0.0), abs=1e-6), lid
             assert rev == pytest.approx(truth.get((b, a), 0.0), abs=1e-6), lid
+
+
+# ----------------------------------------------------------------- fast path == exact walk
+
+OUTCOME_ARRAYS = (
+    "offered_mbps", "admitted_mbps", "routed_fraction", "reachable", "delivered_fraction", "loss_fraction",
+    "latency_ms", "path_changed", "link_load_fwd", "link_load_rev", "link_load_mbps", "link_capacity_mbps",
+    "link_utilisation", "link_loss", "link_failed", "router_load_mbps", "router_capacity_mbps",
+    "router_utilisation", "router_loss", "router_failed",
+)
+
+
+def random_state(rng, G, nodes, links):
+    kw = {"failed_links": frozenset(rng.sample(links, rng.randint(0, 4)))}
+    if rng.random() < 0.2:
+        kw["failed_routers"] = frozenset(rng.sample(nodes, rng.randint(1, 2)))
+    if rng.random() < 0.6:  # squeezed links: overload and Motter-Lai cascades
+        kw["link_capacity_factor"] = {lid: rng.uniform(0.01, 0.5) for lid in rng.sample(links, rng.randint(5, 40))}
+    if rng.random() < 0.3:
+        kw["link_loss"] = {lid: rng.uniform(0, 0.2) for lid in rng.sample(links, 3)}
+    if rng.random() < 0.5:  # surges
+        kw["extra_demands"] = tuple(
+            Demand(*rng.sample(nodes, 2), rng.uniform(1000, 20000), f"x{i}") for i in range(rng.randint(1, 4))
+        )
+    if rng.random() < 0.5:
+        kw["blackhole"] = {
+            r: None if rng.random() < 0.3 else frozenset(rng.sample(nodes, rng.randint(1, 10)))
+            for r in rng.sample(nodes, rng.randint(1, 2))
+        }
+    if rng.random() < 0.5:
+        kw["wrong_next_hop"] = {
+            r: (None if rng.random() < 0.3 else frozenset(rng.sample(nodes, rng.randint(1, 10))), rng.choice(sorted(G[r])))
+            for r in rng.sample(nodes, rng.randint(1, 3))
+        }
+    if rng.random() < 0.2:
+        kw["rate_limit"] = {r: rng.uniform(10, 300) for r in rng.sample(nodes, 3)}
+    if rng.random() < 0.3:
+        kw["avoid_links"] = frozenset(rng.sample(links, 3))
+    kw["load_aware"] = rng.random() < 0.3
+    return NetState(**kw)
+
+
+@pytest.mark.parametrize("cfg", [EngineConfig(), EngineConfig(ecmp=False), EngineConfig(weight="hops")],
+                         ids=["ecmp", "no-ecmp", "hops-ecmp"])
+@pytest.mark.parametrize("seed", range(2))
+def test_fast_routing_equals_exact_walk(seed, cfg, monkeypatch):
+    """The vectorised DAG routing (table and per-hop variants) gives the exact walk's outcome."""
+    import harness.twin.flow.engine as engine_mod
+
+    G = load_topology("as:200", seed=seed)
+    rng = random.Random(seed)
+    nodes = sorted(G)
+    links = sorted(link_id(u, v) for u, v in G.edges)
+    demands = [Demand(*rng.sample(nodes, 2), round(rng.lognormvariate(4, 1.5), 1), f"d{i}") for i in range(300)]
+    demands.append(Demand(nodes[0], nodes[0], 5.0, "self"))
+    modes = {"exact": (True, engine_mod._DAG_TABLE_MAX), "table": (False, 10**12), "per-hop": (False, 0)}
+
+    def in_mode(mode, fn, *args):
+        with monkeypatch.context() as mp:
+            mp.setattr(engine_mod, "_EXACT_ONLY", modes[mode][0])
+            mp.setattr(engine_mod, "_DAG_TABLE_MAX", modes[mode][1])
+            return fn(*args)
+
+    engines = {mode: in_mode(mode, build, G, demands, cfg) for mode in modes}
+    states = [NetState()] + [random_state(rng, G, nodes, links) for _ in range(12)]
+    cascades = 0
+    for st in states:
+        ref = in_mode("exact", engines["exact"].evaluate, st)
+        cascades += ref.cascade_rounds > 0
+        for mode in ("table", "per-hop"):
+            out = in_mode(mode, engines[mode].evaluate, st)
+            for name in OUTCOME_ARRAYS:
+                a, b = getattr(out, name), getattr(ref, name)
+                if a.dtype == bool:
+                    assert np.array_equal(a, b), (mode, name, st)
+                else:
+                    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12, equal_nan=True, err_msg=f"{mode} {name} {st}")
+            for name in ("failed_links", "failed_routers", "induced_links", "induced_routers", "cascade_rounds"):
+                assert getattr(out, name) == getattr(ref, name), (mode, name, st)
+            diff = out._fractions - ref._fractions
+            assert diff.nnz == 0 or abs(diff).max() <= 1e-12, (mode, st)
+    assert cascades > 0, cascades  # the states exercise cascade rounds
+
+
+def test_cascade_reroutes_demands_diverted_by_a_misconfiguration():
+    # A-B-C-D is the short way (3 ms), A-E-D the long one (10 ms). B sends traffic for D
+    # back to A: A's traffic for D loops (A -> B -> A -> B). A surge C -> D trips C-D; the
+    # IGP then takes A-E-D at A, and the demand is delivered although C-D was never on
+    # its (looping) route.
+    G = graph([("A", "B", 1), ("B", "C", 1), ("C", "D", 1, 100.0), ("A", "E", 5), ("E", "D", 5)])
+    eng = build(G, [Demand("A", "D", 10.0, "ad")], BIG)
+    wnh = {"B": (frozenset({"D"}), "A")}
+    looped = eng.evaluate(NetState(wrong_next_hop=wnh))
+    assert looped.routed_fraction[0] == 0.0 and looped.cascade_rounds == 0
+    out = eng.evaluate(NetState(wrong_next_hop=wnh, extra_demands=(Demand("C", "D", 500.0, "surge"),)))
+    assert out.induced_links == (("C-D",),)
+    assert out.routed_fraction[0] == 1.0 and out.paths("ad") == {"A-E": 1.0, "D-E": 1.0}
+    # the surge now goes C -> B, is sent back to A by B, then A -> E -> D
+    assert out.paths("surge") == {"B-C": 1.0, "A-B": 1.0, "A-E": 1.0, "D-E": 1.0}

@@ -97,16 +97,32 @@ Performance
 -----------
 :func:`build` routes every demand once and stores a sparse demand x element matrix of
 route fractions (elements = 2 arcs per link, then routers) and the baseline loads.
-:meth:`FlowEngine.evaluate` re-routes only the demands whose current route crosses a
-changed element (failed link or router, avoided or penalised link, misconfigured
-router); a state touching no route needs no routing at all (one sparse mat-vec, then
-the vectorised KPI arithmetic). For each destination of
-those demands it runs one scipy Dijkstra (C) **on the 2-core of the topology only**:
-routers in trees hanging off the core (about 60% of an ``as:N`` graph) get their
-distance through their attachment router, and routers in the destination's own
-branch by a short tree walk. Next hops are tested per router (vectorised on routers of
-degree > 24). Cost is therefore ~0.5 ms per re-routed destination on ``as:5000``
-plus ~0.1 ms per re-walked demand; ``benchmarks/flow_engine.py`` measures it. An engine
+:meth:`FlowEngine.evaluate` re-routes only the demands whose baseline route crosses a
+changed element (failed link or router, avoided link, router misconfigured for the
+demand's destination) and the extra demands; a state touching no route needs no routing
+at all (one sparse mat-vec, then the vectorised KPI arithmetic). A cascade round
+re-routes only the demands whose current route crosses an element induced by the
+previous round (failures only lengthen other paths, so a route avoiding them keeps its
+distances and next hops) plus those diverted by a misconfiguration (their route also
+depends on the IGP path they were diverted from); a load-aware step re-routes those
+crossing a penalised link. For each destination of the re-routed demands one scipy
+Dijkstra (C) runs **on the 2-core of the topology only**: routers in trees hanging off
+the core (about 60% of an ``as:N`` graph) get their distance through their attachment
+router, and routers in the destination's own branch by a short tree walk. Forwarding is
+then vectorised over all re-routed demands at once (numpy): the next hops of every
+(destination, router) pair are found in one array operation (on large graphs, only for
+the routers reached), and each demand's unit mass is pushed hop by hop through its
+destination's next-hop DAG with the per-hop equal split, so the cost grows with the hop
+count of the longest route rather than with the number of demands. Demands whose DAG
+reaches a router misconfigured for their destination are re-done by an exact
+per-demand walk (~0.1-0.3 ms each) that follows the misconfiguration and detects loops;
+the results of the two paths agree to rounding (summation order), which
+``tests/test_flow_engine.py`` checks against the walk. Typical figures on a 2-core
+machine: ``benchmarks/sweep.py`` (all 181 single link cuts of ``topozoo/TataNld``, 2000
+demands) ~0.9-1.3 s, i.e. ~3-5 ms per cut without cascade and ~6-10, 11-18 and 20-30
+ms with a cascade of depth 1, 2 and 3 (the per-demand walk took ~4.5 s);
+``benchmarks/flow_engine.py`` (``as:5000``, 2000 demands, two failed links) median
+~16 ms, max ~55 ms, most of it Dijkstra (~0.4 ms per re-routed destination). An engine
 keeps per-call scratch state: do not call :meth:`~FlowEngine.evaluate` on one engine
 from several threads at once.
 """
@@ -326,7 +342,21 @@ class _Ctx:
     """Everything a walk needs for one routing configuration (Python lists for speed)."""
 
     __slots__ = ("w", "alive", "blackhole", "wnh", "ecmp", "tol", "alive_np", "w_np", "alive_router",
-                 "core_graph", "d_root", "src")
+                 "alive_np_router", "core_graph", "d_root")
+
+
+class _Routes:
+    """Routes of all demands under one routing configuration.
+
+    ``F``: demand x element route fractions (CSR, sorted indices; elements = 2 arcs per
+    link, then routers); ``routed``/``simple``: per demand, as in :class:`_Walk`;
+    ``slow``: ``{row: _Walk}`` for the rows routed by the exact walk (misconfiguration).
+    """
+
+    __slots__ = ("F", "routed", "simple", "slow")
+
+    def __init__(self, F, routed, simple, slow):
+        self.F, self.routed, self.simple, self.slow = F, routed, simple, slow
 
 
 def _walk(eng: "FlowEngine", s: int, t: int, ctx: _Ctx, dist_t, dnp: np.ndarray) -> _Walk:
@@ -459,6 +489,7 @@ class FlowEngine:
         self._delay_arc = np.repeat(delay, 2)
         self._w_link = delay.copy() if config.weight == "delay" else np.ones(m)
         self._head_l = head.tolist()
+        self._tail_l = tail.tolist()
         self._avoid_penalty = float(self._w_link.sum()) + 1.0
         self._adj = [[] for _ in range(n)]
         for arc in range(2 * m):
@@ -466,6 +497,11 @@ class FlowEngine:
         for lst in self._adj:
             lst.sort()
         #: arcs out of high-degree routers, in adjacency order, for vectorised next hops
+        #: adjacency as CSR (arcs by tail, then head), for vectorised next hops
+        self._adj_ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum([len(lst) for lst in self._adj], out=self._adj_ptr[1:])
+        self._adj_arc = np.array([arc for lst in self._adj for _, arc in lst], dtype=np.int64)
+        self._adj_tail, self._adj_head = tail[self._adj_arc], head[self._adj_arc]
         self._hub_arcs = {
             u: np.array([arc for _, arc in lst], dtype=np.int64) for u, lst in enumerate(self._adj) if len(lst) > 24
         }
@@ -495,18 +531,13 @@ class FlowEngine:
         self._dst = np.array([self._ridx[d.dst] for d in demands], dtype=np.int64)
         self._rate = np.array([float(d.mbps) for d in demands])
         self._demand_ids = tuple(ids)
-        self._by_dst: dict[int, list[int]] = {}
-        for i, t in enumerate(self._dst.tolist()):
-            self._by_dst.setdefault(t, []).append(i)
         # baseline routing
         empty = NetState()
         ctx = self._context(empty, np.ones(m, bool), np.zeros(n, bool), self._w_link)
-        ctx.src = self._src.tolist()
-        dests = sorted(self._by_dst)
-        walks = self._route(ctx, dests, {t: self._by_dst[t] for t in dests})
-        self._base_walks = [walks[i] for i in range(len(demands))]
-        self._F0 = self._fraction_matrix(self._base_walks)
-        self._F0_csc = self._F0.tocsc()
+        nd = len(demands)
+        empty_routes = _Routes(sp.csr_matrix((0, 2 * m + n)), np.zeros(0), np.zeros(0, bool), {})
+        self._base_routes = self._route_state(ctx, empty_routes, np.arange(nd), self._src, self._dst)
+        self._F0 = self._base_routes.F
         loads = self._F0.T @ self._rate
         self._base_link_load = np.maximum(loads[0 : 2 * m : 2], loads[1 : 2 * m : 2])
         self._base_router_load = loads[2 * m :]
@@ -579,20 +610,172 @@ class FlowEngine:
         ctx.alive_np = arc_alive
         ctx.w_np = np.repeat(w_link, 2)
         ctx.alive_router = (~router_failed).tolist()
+        ctx.alive_np_router = ~router_failed
         ctx.core_graph = None
         return ctx
 
-    def _route(self, ctx, dests, demands_of) -> dict[int, _Walk]:
-        """Distances to each destination in ``dests``, then walk ``demands_of[t]``."""
-        out: dict[int, _Walk] = {}
-        if not dests:
-            return out
-        D = self._full_dists(ctx, dests)
-        for row, t in zip(D, dests):
-            dist_t = row.tolist() if len(demands_of[t]) > 3 else row  # list indexing is faster for many walks
-            for i in demands_of[t]:
-                out[i] = _walk(self, ctx.src[i], t, ctx, dist_t, row)
-        return out
+    def _route(self, ctx: _Ctx, rows: np.ndarray, src: np.ndarray, dst: np.ndarray):
+        """Route demand ``rows`` (sorted indices into ``src``/``dst``) under ``ctx``.
+
+        Returns ``(F_sub, routed, simple, slow)``: the route fractions of those rows (one
+        CSR row each), their routed fraction and simple flag, and ``{row: _Walk}`` for the
+        rows routed by the exact hop-by-hop walk (those reaching a router misconfigured
+        for their destination).
+
+        Fast path, for all destinations of the rows together: the next hops of router ``u``
+        for destination ``t`` are the arcs ``u -> v`` with ``|d(u) - w - d(v)| <= tol`` (the
+        test of :func:`_walk`), found for every (destination, router) state at once when
+        the graph is small (``_DAG_TABLE_MAX``), else for the states reached only. Each
+        row's unit mass at its source is then pushed one hop at a time through its
+        destination's DAG with the per-hop equal split, all rows at once (numpy); masses
+        of branches meeting again are summed. The masses reaching each router are the
+        walk's router fractions, ``mass * share`` its arc fractions. Rows whose DAG reaches
+        a router misconfigured for their destination are re-done by the exact walk; for
+        the other rows the DAG result is exact, as they never meet a misconfiguration.
+        """
+        n, na = len(self.router_ids), self._n_arcs
+        ncols = na + n
+        R = len(rows)
+        routed = np.zeros(R)
+        simple = np.zeros(R, bool)
+        slow: dict[int, _Walk] = {}
+        if R == 0:
+            return sp.csr_matrix((0, ncols)), routed, simple, slow
+        rs, rt = src[rows], dst[rows]
+        dests, kinv = np.unique(rt, return_inverse=True)
+        D = self._full_dists(ctx, dests.tolist())
+        rules = [(u, d) for u, d in ctx.blackhole.items()] + [(u, d) for u, (d, _v, _a) in ctx.wnh.items()]
+        if _EXACT_ONLY:  # reference mode (tests): every row by the exact walk
+            slow_pos, ent_r, ent_c, ent_v = list(range(R)), [], [], []
+        else:
+            K = len(dests)
+            Kn = K * n
+            Dflat = D.ravel()
+            head, aptr, aarc = self._head, self._adj_ptr, self._adj_arc
+            alive, w_np, tol, ecmp = ctx.alive_np, ctx.w_np, ctx.tol, ctx.ecmp
+
+            def hops(xs):
+                """Next-hop arcs of states ``xs`` (``k*n + u``): (entry of xs, arc, share, next state, count)."""
+                u = xs % n
+                kn = xs - u
+                deg = aptr[u + 1] - aptr[u]
+                deg[u == dests[kn // n]] = 0  # the destination forwards nothing
+                rep = np.repeat(np.arange(len(xs)), deg)
+                p = np.arange(rep.size) + np.repeat(aptr[u] - (np.cumsum(deg) - deg), deg)
+                a = aarc[p]
+                kr = kn[rep]
+                hd = head[a]
+                with np.errstate(invalid="ignore"):
+                    ok = alive[a] & (np.abs(Dflat[kr + u[rep]] - w_np[a] - Dflat[kr + hd]) <= tol)
+                okx = np.flatnonzero(ok)
+                if not ecmp and okx.size:  # only the next hop with the smallest router index
+                    r = rep[okx]
+                    first = np.ones(okx.size, bool)
+                    first[1:] = r[1:] != r[:-1]
+                    okx = okx[first]
+                rep, a = rep[okx], a[okx]
+                cnt = np.bincount(rep, minlength=len(xs))
+                return rep, a, 1.0 / cnt[rep], kr[okx] + hd[okx], cnt
+
+            if K * na <= _DAG_TABLE_MAX:
+                # small enough: next hops of every state at once (destinations x arcs, arcs in
+                # adjacency order), then hops are table look-ups
+                ta, hd_a = self._adj_tail, self._adj_head
+                with np.errstate(invalid="ignore"):
+                    ok = np.abs(D[:, ta] - w_np[aarc] - D[:, hd_a]) <= tol
+                ok &= alive[aarc]
+                ok &= ta != dests[:, None]  # the destination forwards nothing
+                kk, jj = np.nonzero(ok)  # sorted by destination, then tail, then head
+                st = kk * n + ta[jj]
+                if not ecmp and st.size:  # only the next hop with the smallest router index
+                    first = np.ones(st.size, bool)
+                    first[1:] = st[1:] != st[:-1]
+                    kk, jj, st = kk[first], jj[first], st[first]
+                t_cnt = np.bincount(st, minlength=Kn)
+                t_arc = aarc[jj]
+                t_share = 1.0 / t_cnt[st]
+                t_nxt = kk * n + hd_a[jj]
+                t_ptr = np.zeros(Kn + 1, dtype=np.int64)
+                np.cumsum(t_cnt, out=t_ptr[1:])
+
+                def hops(xs):  # noqa: F811 -- same result as the lazy version, by look-up
+                    cnt = t_cnt[xs]
+                    rep = np.repeat(np.arange(len(xs)), cnt)
+                    p = np.arange(rep.size) + np.repeat(t_ptr[xs] - (np.cumsum(cnt) - cnt), cnt)
+                    return rep, t_arc[p], t_share[p], t_nxt[p], cnt
+
+            # propagate the sources' unit masses through the DAGs, one hop at a time
+            fin = np.isfinite(Dflat[kinv * n + rs])
+            xi = np.flatnonzero(fin)
+            xs = (kinv * n + rs)[fin]
+            xf = np.ones(len(xi))
+            acc_i, acc_s, acc_f = [xi], [xs], [xf]
+            branched = False
+            for _ in range(n):
+                # xi is sorted; a row with several entries may have branches meeting again
+                multi = xi.size > 1 and bool((xi[1:] == xi[:-1]).any())
+                branched |= multi
+                rep, _a, share, nxt, _cnt = hops(xs)
+                if rep.size == 0:
+                    break
+                if multi:
+                    uk, inv = np.unique(xi[rep] * Kn + nxt, return_inverse=True)
+                    xf = np.bincount(inv, weights=xf[rep] * share, minlength=len(uk))  # sums branches meeting again
+                    xi, xs = uk // Kn, uk % Kn
+                else:
+                    xi, xs, xf = xi[rep], nxt, xf[rep] * share
+                acc_i.append(xi)
+                acc_s.append(xs)
+                acc_f.append(xf)
+            xi, xs, xf = np.concatenate(acc_i), np.concatenate(acc_s), np.concatenate(acc_f)
+            if branched:  # nodes reached at several hop counts
+                uk, inv = np.unique(xi * Kn + xs, return_inverse=True)
+                xf = np.bincount(inv, weights=xf, minlength=len(uk))
+                xi, xs = uk // Kn, uk % Kn
+            node = xs % n
+            # demands reaching a router misconfigured for their destination: exact walk
+            slow_pos: list[int] = []
+            if rules:
+                flagged = [k * n + u for k, t in enumerate(dests.tolist()) for u, d in rules if d is None or t in d]
+                if flagged:
+                    bad_row = np.zeros(R, bool)
+                    bad_row[xi[np.isin(xs, np.array(flagged, dtype=np.int64))]] = True
+                    slow_pos = np.flatnonzero(bad_row).tolist()
+                    keep = ~bad_row[xi]
+                    xi, xs, xf, node = xi[keep], xs[keep], xf[keep], node[keep]
+            at_t = node == dests[xs // n]
+            routed[xi[at_t]] = xf[at_t]
+            rep, a, share, _nxt, cnt = hops(xs)
+            simple[:] = np.bincount(xi[(cnt != 1) & ~at_t], minlength=R) == 0
+            # router entries, then one entry per next-hop arc: f * share
+            ent_r, ent_c, ent_v = [xi, xi[rep]], [na + node, a], [xf, xf[rep] * share]
+            simple &= routed > 0
+        if slow_pos:
+            at = {int(t): k for k, t in enumerate(dests.tolist())}
+            rows_l, src_l, dst_l = rows.tolist(), rs.tolist(), rt.tolist()
+            lists: dict[int, list] = {}
+            for q in sorted(slow_pos):
+                t = dst_l[q]
+                row = D[at[t]]
+                if t not in lists:
+                    lists[t] = row.tolist()
+                wk = _walk(self, src_l[q], t, ctx, lists[t], row)
+                slow[rows_l[q]] = wk
+                routed[q] = wk.routed
+                simple[q] = wk.simple
+                ent_r.append(np.full(len(wk.elems), q, dtype=np.int64))
+                ent_c.append(np.fromiter(wk.elems.keys(), dtype=np.int64, count=len(wk.elems)))
+                ent_v.append(np.fromiter(wk.elems.values(), dtype=float, count=len(wk.elems)))
+        # CSR with sorted indices; (row, element) pairs are unique by construction
+        r_ = np.concatenate(ent_r) if ent_r else np.zeros(0, dtype=np.int64)
+        c_ = np.concatenate(ent_c) if ent_c else np.zeros(0, dtype=np.int64)
+        v_ = np.concatenate(ent_v) if ent_v else np.zeros(0)
+        o = np.argsort(r_ * ncols + c_, kind="stable")
+        indptr = np.zeros(R + 1, dtype=np.int64)
+        np.cumsum(np.bincount(r_, minlength=R), out=indptr[1:])
+        F_sub = sp.csr_matrix((v_[o], c_[o], indptr), shape=(R, ncols))
+        F_sub.has_sorted_indices = True
+        return F_sub, routed, simple, slow
 
     def _full_dists(self, ctx: _Ctx, dests) -> np.ndarray:
         """Distances to each of ``dests`` (rows) from every router, under ``ctx``.
@@ -625,46 +808,37 @@ class FlowEngine:
         out = np.empty((len(dests), n))
         tree = self._tree_nodes
         alive, w, adj = ctx.alive, ctx.w, self._adj
+        dests_np = np.asarray(dests, dtype=np.int64)
+        out[:, self._core_nodes] = Dc[[at[r] for r in roots]] + d_root[dests_np][:, None]
+        out[:, tree] = d_root[tree] + out[:, self._root[tree]]
+        out[~ctx.alive_np_router[dests_np]] = np.inf
         for k, (t, r) in enumerate(zip(dests, roots)):
-            row = out[k]
-            if not ctx.alive_router[t]:
-                row.fill(np.inf)
+            if t == r or not ctx.alive_router[t]:
                 continue
-            row[self._core_nodes] = Dc[at[r]] + d_root[t]
-            row[tree] = d_root[tree] + row[self._root[tree]]
-            if t != r:  # t hangs off r: distances inside its own tree by a walk from t
-                members = self._members[r]
-                for x in members:
-                    row[x] = np.inf
-                row[t] = 0.0
-                stack = [t]
+            row = out[k]
+            # t hangs off r: distances inside its own tree by a walk from t
+            members = self._members[r]
+            for x in members:
+                row[x] = np.inf
+            row[t] = 0.0
+            stack = [t]
+            while stack:
+                x = stack.pop()
+                dx = row[x]
+                for y, arc in adj[x]:
+                    if alive[arc] and (y in members or y == r) and dx + w[arc] < row[y]:
+                        row[y] = dx + w[arc]
+                        if y != r:
+                            stack.append(y)
+            if row[r] < np.inf:  # the rest of r's tree, through r
+                stack = [r]
                 while stack:
                     x = stack.pop()
-                    dx = row[x]
                     for y, arc in adj[x]:
-                        if alive[arc] and (y in members or y == r) and dx + w[arc] < row[y]:
-                            row[y] = dx + w[arc]
-                            if y != r:
-                                stack.append(y)
-                if row[r] < np.inf:  # the rest of r's tree, through r
-                    stack = [r]
-                    while stack:
-                        x = stack.pop()
-                        for y, arc in adj[x]:
-                            if alive[arc] and y in members and row[x] + w[arc] < row[y]:
-                                row[y] = row[x] + w[arc]
-                                stack.append(y)
+                        if alive[arc] and y in members and row[x] + w[arc] < row[y]:
+                            row[y] = row[x] + w[arc]
+                            stack.append(y)
         return out
-
-    def _fraction_matrix(self, walks) -> sp.csr_matrix:
-        rows, cols, vals = [], [], []
-        for i, wk in enumerate(walks):
-            rows.extend([i] * len(wk.elems))
-            cols.extend(wk.elems.keys())
-            vals.extend(wk.elems.values())
-        return sp.csr_matrix(
-            (vals, (rows, cols)), shape=(len(walks), self._n_arcs + len(self.router_ids))
-        )
 
     _dijkstra_runs = 0
 
@@ -762,23 +936,50 @@ class FlowEngine:
         induced_routers: list[tuple[str, ...]] = []
         t_route = 0.0
         rounds = 0
+        n_rows = len(ids)
+        routes = None  # routes of the current round before any load-aware step
+        changed_rows = np.zeros(0, dtype=np.int64)  # rows re-routed at some point (the rest = baseline)
         while True:
             tr = time.perf_counter()
-            walks, F = self._route_state(
-                state, link_alive, router_failed, w_link, avoid_idx, misconf, extra, src, dst, nb
-            )
-            loads = F.T @ admitted
+            ctx = self._context(state, link_alive, router_failed, w_link)
+            if routes is None or _EXACT_ONLY:
+                # demands whose baseline route crosses a changed element, misconfigured
+                # routers (for their destination) and the extra demands
+                changed_links = np.union1d(np.flatnonzero(~link_alive), np.asarray(avoid_idx, dtype=np.int64))
+                cols = np.concatenate([2 * changed_links, 2 * changed_links + 1, na + np.flatnonzero(router_failed)])
+                parts = [_rows_crossing(self._F0, cols.astype(np.int64)), np.arange(nb, n_rows)]
+                for u, dd in misconf.items():
+                    hit = _rows_crossing(self._F0, np.array([na + u], dtype=np.int64))
+                    if dd is not None:
+                        hit = hit[np.isin(dst[hit], np.fromiter(dd, dtype=np.int64, count=len(dd)))]
+                    parts.append(hit)
+                rows = np.unique(np.concatenate(parts)).astype(np.int64)
+                routes = self._route_state(ctx, self._base_routes, rows, src, dst)
+            else:
+                # a cascade round: only routes crossing the newly failed elements change
+                # (failures only lengthen other paths, so a route avoiding them keeps its
+                # distances and next hops) -- true of the plain IGP routes; a route through
+                # a misconfigured router also depends on the IGP paths it was diverted
+                # from, so those (``routes.slow``) are always re-routed
+                cols = np.concatenate([2 * new_l, 2 * new_l + 1, na + new_r]).astype(np.int64)
+                rows = _rows_crossing(routes.F, cols)
+                if routes.slow:
+                    rows = np.union1d(rows, np.fromiter(routes.slow, dtype=np.int64, count=len(routes.slow)))
+                routes = self._route_state(ctx, routes, rows, src, dst)
+            changed_rows = np.union1d(changed_rows, rows)
+            final = routes
+            loads = final.F.T @ admitted
             if state.load_aware:
                 util = np.maximum(loads[0:na:2], loads[1:na:2]) / np.maximum(cap_link, 1e-12)
                 hot = np.flatnonzero((util > cfg.load_aware_threshold) & link_alive)
                 if hot.size:
                     w2 = w_link.copy()
                     w2[hot] *= 1.0 + cfg.load_aware_penalty * util[hot]
-                    walks, F = self._route_state(
-                        state, link_alive, router_failed, w2, avoid_idx, misconf, extra, src, dst, nb,
-                        prev=(walks, F), hot=hot,
-                    )
-                    loads = F.T @ admitted
+                    ctx2 = self._context(state, link_alive, router_failed, w2)
+                    rows2 = _rows_crossing(routes.F, np.concatenate([2 * hot, 2 * hot + 1]).astype(np.int64))
+                    final = self._route_state(ctx2, routes, rows2, src, dst)
+                    changed_rows = np.union1d(changed_rows, rows2)
+                    loads = final.F.T @ admitted
             t_route += time.perf_counter() - tr
             arc_load, router_load = loads[:na], loads[na:]
             link_load = np.maximum(arc_load[0::2], arc_load[1::2])
@@ -809,11 +1010,11 @@ class FlowEngine:
             dq = np.where(lam < mu, 1e3 / (mu - lam), np.inf)
         dq = np.minimum(dq, cfg.queue_cap_ms)
         arc_delay = self._delay_arc + dq
-        routed = np.array([wk.routed for wk in walks])
-        Fa = F[:, :na]
+        F = final.F
+        routed = final.routed
         with np.errstate(divide="ignore"):
             log_s = np.concatenate([np.log(surv_arc), np.log(surv_r)])
-        lat = Fa @ arc_delay
+        lat = F @ np.concatenate([arc_delay, np.zeros(n)])
         with np.errstate(invalid="ignore", divide="ignore"):
             lat = np.where(routed > 0, lat / np.where(routed > 0, routed, 1.0), np.nan)
         # exact delivered fraction: product along a single path, replay for the rest
@@ -826,24 +1027,22 @@ class FlowEngine:
         sa, sr = surv_arc.tolist(), surv_r.tolist()
         ad = arc_delay.tolist()
         ones_a, ones_r = [1.0] * na, [1.0] * n
-        dst_l = dst.tolist()
-        for i in np.flatnonzero(touches).tolist():
-            wk = walks[i]
-            if wk.simple:
-                deliv[i] = surv[i]
-            else:
-                deliv[i], _ = _replay(wk, dst_l[i], sa, sr, ad)
+        dst_l, src_l = dst.tolist(), src.tolist()
+        simple = final.simple
+        tl = np.flatnonzero(touches)
+        deliv[tl] = np.where(simple[tl], surv[tl], deliv[tl])
+        for i in tl[~simple[tl]].tolist():
+            deliv[i], _ = _replay(self._walk_of(final, i, src_l[i]), dst_l[i], sa, sr, ad)
         for i in np.flatnonzero((routed > 0) & (routed < 1 - 1e-12)).tolist():
             # partial routes (blackhole/loop on some branch): latency of the routed part only
-            _, lat[i] = _replay(walks[i], dst_l[i], ones_a, ones_r, ad)
+            _, lat[i] = _replay(self._walk_of(final, i, src_l[i]), dst_l[i], ones_a, ones_r, ad)
         with np.errstate(invalid="ignore", divide="ignore"):
             delivered_fraction = np.where(offered > 0, deliv * admitted / np.where(offered > 0, offered, 1), 1.0)
         # latency uses only the routes that deliver: lat already normalised by routed
         changed = np.zeros(len(ids), bool)
-        for i in self._changed_rows:
-            if i < nb:
-                a, b = walks[i].elems, self._base_walks[i].elems
-                changed[i] = a.keys() != b.keys() or any(abs(a[k] - b[k]) > 1e-9 for k in a)
+        cr = changed_rows[changed_rows < nb]
+        if cr.size:
+            changed[cr] = _rows_differ(F[cr], self._F0[cr])
         util = np.where(cap_link > 0, link_load / np.where(cap_link > 0, cap_link, 1), np.inf)
         util = np.where(link_load > 0, util, 0.0)
         rutil = np.where(cap_router > 0, router_load / np.where(cap_router > 0, cap_router, 1), np.inf)
@@ -884,7 +1083,7 @@ class FlowEngine:
                 "total_ms": total * 1e3,
                 "route_ms": t_route * 1e3,
                 "dijkstra_runs": self._dijkstra_runs,
-                "rewalked_demands": len(self._changed_rows),
+                "rewalked_demands": int(changed_rows.size),
             },
             _fractions=F,
             _n_arcs=na,
@@ -897,72 +1096,102 @@ class FlowEngine:
             getattr(out, name).flags.writeable = False
         return out
 
-    def _route_state(self, state, link_alive, router_failed, w_link, avoid_idx, misconf, extra, src, dst, nb,
-                     prev=None, hot=None):
-        """Walks and fraction matrix for all demands under this routing configuration.
-
-        Only demands whose current route crosses a changed element are re-walked.
-        """
-        na = self._n_arcs
-        ctx = self._context(state, link_alive, router_failed, w_link)
-        ctx.src = src.tolist()
-        if prev is None:
-            base_walks, F_base, F_csc = self._base_walks, self._F0, self._F0_csc
-            dead_links = np.flatnonzero(~link_alive)
-            changed_links = np.union1d(dead_links, np.asarray(avoid_idx, dtype=np.int64))
-        else:
-            base_walks, F_base = prev
-            F_csc = F_base.tocsc()
-            changed_links = np.asarray(hot, dtype=np.int64)
-        cols = np.concatenate([2 * changed_links, 2 * changed_links + 1, na + np.flatnonzero(router_failed)])
-        cols = cols.astype(np.int64)
-        if cols.size:
-            sub = F_csc[:, cols]
-            rows = set(np.unique(sub.indices).tolist())
-        else:
-            rows = set()
-        rows = {r for r in rows if r < len(base_walks)}
-        if misconf:
-            mcols = np.array([na + u for u in misconf], dtype=np.int64)
-            sub = F_csc[:, mcols].tocoo()
-            dst_l = dst.tolist()
-            for r, c in zip(sub.row.tolist(), sub.col.tolist()):
-                if r >= len(base_walks):
-                    continue
-                d = misconf[int(mcols[c]) - na]
-                if d is None or dst_l[r] in d:
-                    rows.add(r)
-        if prev is None:
-            rows.update(range(nb, nb + len(extra)))
-        demands_of: dict[int, list[int]] = {}
-        dst_l = dst.tolist()
-        for r in rows:
-            demands_of.setdefault(dst_l[r], []).append(r)
-        dests = sorted(demands_of)
-        new = self._route(ctx, dests, demands_of) if dests else {}
-        walks = list(base_walks) + ([None] * (len(src) - len(base_walks)))
-        for r, wk in new.items():
-            walks[r] = wk
-        if prev is None:
-            self._changed_rows = sorted(rows)
-        else:
-            self._changed_rows = sorted(set(self._changed_rows) | rows)
-        # fraction matrix: keep unchanged rows, replace the rest
+    def _route_state(self, ctx: _Ctx, prev: _Routes, rows: np.ndarray, src, dst) -> _Routes:
+        """``prev`` with ``rows`` (sorted) re-routed under ``ctx``; rows beyond ``prev`` are added."""
         n_rows = len(src)
-        keep = np.ones(F_base.shape[0])
-        idx = [r for r in rows if r < F_base.shape[0]]
-        keep[idx] = 0.0
-        F_keep = sp.diags(keep) @ F_base
-        if F_keep.shape[0] < n_rows:
-            F_keep = sp.vstack([F_keep, sp.csr_matrix((n_rows - F_keep.shape[0], F_keep.shape[1]))]).tocsr()
-        rr, cc, vv = [], [], []
-        for r, wk in new.items():
-            rr.extend([r] * len(wk.elems))
-            cc.extend(wk.elems.keys())
-            vv.extend(wk.elems.values())
-        F_new = sp.csr_matrix((vv, (rr, cc)), shape=F_keep.shape)
-        F = (F_keep + F_new).tocsr()
-        return walks, F
+        F_sub, r_sub, s_sub, slow_sub = self._route(ctx, rows, src, dst)
+        F = _replace_rows(prev.F, n_rows, rows, F_sub)
+        routed = np.zeros(n_rows)
+        simple = np.zeros(n_rows, bool)
+        k = len(prev.routed)
+        routed[:k], simple[:k] = prev.routed, prev.simple
+        routed[rows], simple[rows] = r_sub, s_sub
+        slow = prev.slow
+        if slow or slow_sub:
+            drop = set(rows.tolist())
+            slow = {r: wk for r, wk in prev.slow.items() if r not in drop}
+            slow.update(slow_sub)
+        return _Routes(F, routed, simple, slow)
+
+    def _walk_of(self, routes: _Routes, i: int, s: int) -> _Walk:
+        """A replayable walk of row ``i``: the exact walk, or rebuilt from a DAG route's fractions."""
+        wk = routes.slow.get(i)
+        if wk is not None:
+            return wk
+        F, na = routes.F, self._n_arcs
+        cols = F.indices[F.indptr[i]:F.indptr[i + 1]].tolist()
+        tl, hl = self._tail_l, self._head_l
+        out: dict[int, list] = {}
+        indeg: dict[int, int] = {}
+        for c in cols:
+            if c < na:
+                out.setdefault(tl[c], []).append(c)
+                indeg[hl[c]] = indeg.get(hl[c], 0) + 1
+        E = frozenset()
+        steps = []
+        stack = [s]
+        while stack:  # topological order of the route's DAG
+            u = stack.pop()
+            arcs = out.get(u, ())
+            for c in arcs:
+                v = hl[c]
+                steps.append(((u, E), c, (v, E), 1.0 / len(arcs)))
+                indeg[v] -= 1
+                if indeg[v] == 0:
+                    stack.append(v)
+        return _Walk({}, float(routes.routed[i]), steps, (s, E), False)
+
+
+#: route with a precomputed next-hop table when (destinations x arcs) is at most this; else
+#: next hops are found per hop for the routers reached only (the same test, same result)
+_DAG_TABLE_MAX = 200_000
+#: reference mode for the tests: route every demand by the exact hop-by-hop walk and
+#: every cascade round from the baseline (no reuse of the previous round's routes)
+_EXACT_ONLY = False
+
+
+def _rows_crossing(F: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+    """Sorted rows of ``F`` with an entry in one of ``cols``."""
+    if len(cols) == 0 or F.nnz == 0:
+        return np.zeros(0, dtype=np.int64)
+    mask = np.zeros(F.shape[1], bool)
+    mask[cols] = True
+    hit = mask[F.indices]
+    if not hit.any():
+        return np.zeros(0, dtype=np.int64)
+    row_of = np.repeat(np.arange(F.shape[0]), np.diff(F.indptr))
+    return np.unique(row_of[hit])
+
+
+def _replace_rows(F: sp.csr_matrix, n_rows: int, rows: np.ndarray, F_sub: sp.csr_matrix) -> sp.csr_matrix:
+    """``F`` (padded to ``n_rows`` rows) with ``rows`` replaced by the rows of ``F_sub``."""
+    cnt = np.zeros(n_rows, dtype=np.int64)
+    start = np.zeros(n_rows, dtype=np.int64)
+    k = F.shape[0]
+    cnt[:k] = np.diff(F.indptr)
+    start[:k] = F.indptr[:-1]
+    cnt[rows] = np.diff(F_sub.indptr)
+    start[rows] = F_sub.indptr[:-1] + F.nnz
+    indptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(cnt, out=indptr[1:])
+    src = np.arange(indptr[-1]) + np.repeat(start - indptr[:-1], cnt)
+    data = np.concatenate([F.data, F_sub.data])[src]
+    indices = np.concatenate([F.indices, F_sub.indices])[src]
+    out = sp.csr_matrix((data, indices, indptr), shape=(n_rows, F.shape[1]))
+    out.has_sorted_indices = True
+    return out
+
+
+def _rows_differ(A: sp.csr_matrix, B: sp.csr_matrix) -> np.ndarray:
+    """Per row: different elements, or a fraction differing by more than 1e-9."""
+    ca, cb = np.diff(A.indptr), np.diff(B.indptr)
+    same = ca == cb
+    ea, eb = np.repeat(same, ca), np.repeat(same, cb)
+    bad = (A.indices[ea] != B.indices[eb]) | (np.abs(A.data[ea] - B.data[eb]) > 1e-9)
+    row_of = np.repeat(np.flatnonzero(same), ca[same])
+    out = ~same
+    out[row_of[bad]] = True
+    return out
 
 
 def build(topology: nx.Graph, demands: Iterable[Demand], config: EngineConfig | None = None) -> FlowEngine:
