@@ -61,7 +61,7 @@ def build_report(root: str | Path) -> Path:
     scen = {r["scenario"]["id"]: r for r in store.scenarios()}
     scenarios = {sid: Scenario.model_validate(r["scenario"]) for sid, r in scen.items()}
     results = store.results()
-    proposals = [store.read_unit(p.relative_to(store.root)) for p in sorted((store.root / "proposals").rglob("*.json"))]
+    proposals = list(store.units_under("proposals"))
     main_mit = spec.mitigation[0]
     flow = df[(df["twin"] == "flow") & (df["mitigation"] == main_mit)]
     wide = flow.pivot_table(index=["scenario_id", "label", "phase"], columns="kpi", values="value").reset_index()

@@ -10,7 +10,8 @@ Layout::
     DIR/scenarios.jsonl, DIR/rejected.jsonl       derived views, rebuilt from the files above
     DIR/results.parquet                 derived long table: scenario × twin × phase × KPI
     DIR/manifest.json                   sha256 of results.parquet and the unit count
-    DIR/logs/                           controller and model logs
+    DIR/logs/llm.jsonl                  the model's log: every LLM attempt (prompt hash, tokens, verdict)
+    DIR/logs/emulation-*/               controller logs and probe output of each emulation session
 
 Every unit file is written to a temporary file, fsynced and renamed into place, so a campaign
 killed at any moment (SIGKILL included) leaves either the whole unit or none of it; resuming
@@ -67,6 +68,11 @@ class CampaignStore:
                                 "delete it and resume to redo it")
         return body
 
+    def units_under(self, folder: str) -> Iterator[dict]:
+        """Every unit below ``folder``, recursively, in path order."""
+        for p in sorted((self.root / folder).rglob("*.json")):
+            yield self.read_unit(p.relative_to(self.root))
+
     def has(self, rel: str) -> bool:
         return (self.root / rel).is_file()
 
@@ -114,6 +120,11 @@ class CampaignStore:
         atomic_write(self.root / "scenarios.jsonl", "".join(
             json.dumps({"label": r["label"], "iteration": r["iteration"], **r["scenario"]}) + "\n" for r in scen))
         atomic_write(self.root / "rejected.jsonl", "".join(json.dumps(r) + "\n" for r in self.rejected()))
+        # The model's log: one line per LLM scenario attempt (prompt hash, model, seed, tokens, verdict).
+        llm = [{"label": body["label"], "iteration": body["iteration"], **rec}
+               for body in self.units_under("proposals") for rec in body.get("records", [])]
+        if llm:
+            atomic_write(self.root / "logs" / "llm.jsonl", "".join(json.dumps(r) + "\n" for r in llm))
         rows = []
         for meta, res in self.results():
             for row in res.long_rows():

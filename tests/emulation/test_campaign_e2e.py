@@ -42,3 +42,7 @@ def test_small_real_campaign_on_both_twins(tmp_path, need_emulation):
     llm_records = [rec for p in (root / "proposals" / "llm").glob("*.json")
                    for rec in store.read_unit(p.relative_to(root))["records"]]
     assert llm_records and all(rec["prompt_hash"] and rec["tokens"] > 0 for rec in llm_records)
+    log_lines = (root / "logs" / "llm.jsonl").read_text().splitlines()
+    assert len(log_lines) == len(llm_records)
+    controller_logs = list((root / "logs").glob("emulation-*/net*/controller.log"))
+    assert controller_logs and "switch" in controller_logs[0].read_text()
