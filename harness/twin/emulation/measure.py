@@ -8,13 +8,11 @@ next request).  A window ``[a, b)`` then holds the requests sent in it, answered
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
-_NOANSWER = re.compile(r"^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)")
+from harness.twin.emulation.probes import _NOANSWER, _REPLY  # one ping-output grammar for both parsers
 
 
 @dataclass

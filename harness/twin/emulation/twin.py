@@ -7,6 +7,7 @@ injection is undone (``restore_all``) and the baseline must be healthy again (al
 reachable); if it is not, the network is rebuilt and ``meta["network"]["rebuilt"]`` says why.
 
 Phases (wall clock; see :class:`EmulationTwin` for the knobs)
+    background traffic starts (``background=True``: the KG's traffic matrix, see below) →
     probes start → injection set-up (flood senders spawned, iperf3 servers listening) →
     **baseline** window → events injected at their timestamps mapped into wall-clock
     (``(t - t_first) × time_scale``; default: the events' span compressed into
@@ -14,7 +15,15 @@ Phases (wall clock; see :class:`EmulationTwin` for the knobs)
     is undone at its scaled end, as the flow twin stops counting it) → ``settle_s`` →
     **failure** window → mitigation actions applied (planned from a :class:`FailureView`
     of what was *measured* in the failure window) → ``settle_s`` → **mitigated** window →
-    restore.  Event semantics: :mod:`harness.twin.emulation.inject`.
+    restore (background stopped).  Event semantics: :mod:`harness.twin.emulation.inject`.
+
+Background traffic (:mod:`harness.twin.emulation.background`)
+    every KG flow sent as UDP at ``demand_mbps × bw_scale`` (links are shaped at
+    ``capacity × bw_scale``, so link utilisations match the KG's), one paced sender per
+    source host, for the scenario's whole measured span; scaled down uniformly when the
+    total exceeds ``background_max_pps`` (the userspace datapath's packet budget).  What was
+    offered, sent and achieved is in ``meta["background"]``.  ``background=False`` runs
+    probes and injected traffic only.
 
 KPIs (per window, from the monitored pairs = the KG flows, or a sample when there are more
 than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
@@ -48,6 +57,9 @@ from harness.errors import ConfigError, ControllerError, EmulationError
 from harness.kg.model import KnowledgeGraph
 from harness.mitigate import FailureView, plan
 from harness.scenario.model import Scenario
+from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
+from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
+from harness.twin.emulation.background import Background, plan_background
 from harness.twin.emulation.inject import Injector, wait_until
 from harness.twin.emulation.measure import latency_stats, parse_probe, port_utilisation
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
@@ -108,6 +120,10 @@ class EmulationTwin:
     max_senders : at most this many concurrent surge / attack / overload senders per event.
     flood_max_pps : per-sender packet rate above which a UDP flood uses iperf3 (a SYN
         flood is capped there).
+    background : replay the KG's traffic matrix as background traffic (default True).
+    background_max_pps, background_max_hop_pps : background budgets in packets sent per
+        second and in switch traversals per second; above either the matrix is scaled down
+        uniformly (and ``meta["background"]["budget_scale"]`` says by how much).
     """
 
     name = "emulation"
@@ -116,14 +132,18 @@ class EmulationTwin:
                  window_s: float = 2.0, time_scale: float | None = None, *, inject_span_s: float = 2.0,
                  settle_s: float = 0.5, probe_interval_s: float = 0.04, max_pairs: int = DEFAULT_MAX_PAIRS,
                  max_senders: int = 4, flood_max_pps: float = 10_000.0, datapath: str = "auto",
-                 health_timeout: float = 1.0):
+                 health_timeout: float = 1.0, background: bool = True,
+                 background_max_pps: float = DEFAULT_BG_MAX_PPS,
+                 background_max_hop_pps: float = DEFAULT_BG_MAX_HOP_PPS):
         for key, val, ok in (("bw_scale", bw_scale, bw_scale > 0), ("window_s", window_s, window_s >= 0.5),
                              ("time_scale", time_scale, time_scale is None or time_scale >= 0),
                              ("inject_span_s", inject_span_s, inject_span_s >= 0),
                              ("settle_s", settle_s, settle_s >= 0),
                              ("probe_interval_s", probe_interval_s, 0.002 <= probe_interval_s <= 0.25),
                              ("max_pairs", max_pairs, max_pairs >= 1), ("max_senders", max_senders, max_senders >= 1),
-                             ("flood_max_pps", flood_max_pps, flood_max_pps > 0)):
+                             ("flood_max_pps", flood_max_pps, flood_max_pps > 0),
+                             ("background_max_pps", background_max_pps, background_max_pps > 0),
+                             ("background_max_hop_pps", background_max_hop_pps, background_max_hop_pps > 0)):
             if not ok:
                 raise ConfigError(f"EmulationTwin: {key}={val!r} is out of range")
         self.run_dir_req = Path(run_dir) if run_dir is not None else None
@@ -138,6 +158,9 @@ class EmulationTwin:
         self.flood_max_pps = float(flood_max_pps)
         self.datapath = datapath
         self.health_timeout = health_timeout
+        self.background = bool(background)
+        self.background_max_pps = float(background_max_pps)
+        self.background_max_hop_pps = float(background_max_hop_pps)
         self.net: EmulatedNetwork | None = None
         self._kg: KnowledgeGraph | None = None
         self._tmp: Path | None = None
@@ -246,7 +269,15 @@ class EmulationTwin:
         mitigation_info: dict = {}
         restore_info: dict = {}
         ok = False
+        bg = None
+        bg_info: dict = {"enabled": self.background}
         try:
+            if self.background:
+                bg = Background(net, plan_background(kg, self.bw_scale, max_pps=self.background_max_pps,
+                                                max_hop_pps=self.background_max_hop_pps),
+                                sdir / "background")
+                bg_info.update(bg.plan.record())
+                timings["background_start_s"] = bg.start()
             t0 = time.time()
             probes.start()
             self._warm_up(probes)
@@ -336,6 +367,8 @@ class EmulationTwin:
                 wait_until(t_end)
                 snaps["m1"] = self._ports(net)
             probes.stop()
+            if bg is not None:
+                bg_info.update(bg.stop())
             achieved = inj.collect()
             rates_m = {l: inj.current_rate(l) for l in kg.links}
             failed_m = inj.failed_links()
@@ -392,9 +425,17 @@ class EmulationTwin:
                     "failures, shaping, floods (Scapy/iperf3), surges (iperf3) and misconfigurations injected on "
                     "the live network",
                     "latency, loss, reroute gaps and reachability from ICMP probes; utilisation from port counters"]
+        if self.background:
+            scaled = (f", scaled down x {bg_info['budget_scale']:.3g} to the packet budget "
+                      f"({self.background_max_pps:g} pps, {self.background_max_hop_pps:g} switch traversals/s)"
+                      if bg_info.get("budget_scale", 1.0) < 1.0 else "")
+            modelled.append(f"the KG's traffic matrix as background UDP: {bg_info['flows']} flows, "
+                            f"{bg_info['target_mbps']:.4g} Mbit/s offered (demand x {self.bw_scale:g}{scaled}), "
+                            f"{bg_info.get('achieved_mbps', 0.0):.4g} Mbit/s sent, one paced sender per source")
         not_modelled = ["cascade_depth (no induced failures are injected)",
-                        "the KG's baseline demand as background traffic (only probes, surges, attacks and "
-                        "overload load flow)",
+                        *([] if self.background else
+                          ["the KG's baseline demand as background traffic (only probes, surges, attacks and "
+                           "overload load flow)"]),
                         "traffic-weighted loss (loss_pct is probe loss over monitored pairs)",
                         "load-aware rerouting (the controller's reroute avoids links by penalty, by delay)"]
         if fid.get("delay"):
@@ -418,6 +459,7 @@ class EmulationTwin:
             "reroute_note": "longest reply gap minus one probe interval, over pairs that lost probes after the "
                             "trigger and recovered within the window",
             "senders": inj.notes,
+            "background": bg_info,
             "pair_loss_pct": pair_loss,   # per phase: monitored pairs (flow names) that lost probes
             "load_avg": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after],
                          "cpus": cpus, "loaded": loaded,

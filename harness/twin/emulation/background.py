@@ -1,0 +1,302 @@
+"""The knowledge graph's traffic matrix replayed as background traffic in the emulation.
+
+Every KG flow ``src → dst`` is sent as UDP at ``demand_mbps × bw_scale`` (link shaping is
+``capacity × bw_scale``, so utilisations stay comparable with the flow twin), by **one
+sender process per source host** (``python -m harness.twin.emulation.background --spec F``
+inside the host's namespace) that serves all of that source's destinations.
+
+Packets: ``FRAME_BYTES``-byte Ethernet frames (Ether/IPv4/UDP, addresses set explicitly from
+:meth:`EmulatedNetwork.host_mac` / ``host_ip``, UDP checksum 0), built once per destination
+with ``struct`` and sent through one reused ``AF_PACKET`` socket.  Scapy is not used here:
+its ~1 s import per process, times one process per router (37 on Geant2012), would cost
+more CPU per scenario than the sending itself.
+
+Pacing: a deterministic schedule.  Flow ``j`` of a sender (period ``1 / pps_j``) is due at
+``t0 + (j + 0.5) / n × period_j + k × period_j`` (staggered phases, so one sender's flows do
+not burst together); the sender sleeps until the earliest due packet and sends everything
+due within the next millisecond.  When it falls behind it sends as fast as it can.
+
+Sink: UDP destination port 9 (discard).  Every host that receives background traffic runs
+one process (the sender of that host, or a ``--sink-only`` process for a destination that is
+not a source) that binds UDP port 9 with a minimal receive buffer and never reads it: the
+kernel drops arriving datagrams when the buffer is full (a ``RcvbufErrors`` count), with
+**no ICMP port-unreachable** replies (those would add reverse traffic; the kernel would
+rate-limit them to ~1/s per peer anyway).  Flood senders (:mod:`.flood`) also use port 9.
+
+Packet budget: the userspace datapath forwards ~50 kpps in total (NOTES.md), every packet
+costs it once per switch it crosses, and the probes (one ICMP pair per monitored flow at
+25 Hz) already use much of it.  Two budgets, whichever is tighter: ``max_pps`` packets sent
+per second, and ``max_hop_pps`` switch traversals per second (each flow's packets × the
+switches on its delay-shortest path, the controller's routing).  Above either, every flow is
+scaled down by the same factor and :attr:`BackgroundPlan.scale` says so.  Measured on 2 vCPU
+(Geant2012, 132 probed pairs, machine busy): 12.7 k traversals/s (the full matrix) gave
+~20 % baseline probe loss from datapath saturation, 8 k ~2 %, 4 k ~0.6 %; probes alone
+~0.1-0.5 %.  Abilene's full matrix is 7.0 k traversals/s and fits.
+
+Each sender prints ``{"ready": true}`` once its socket is open, and on SIGINT / SIGTERM (or
+``max_s``) one JSON line with what it sent in total and per destination.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+#: Ethernet frame size of background packets (bytes, without FCS): a full 1500-byte MTU
+#: packet, because the userspace datapath's cost is per packet, not per byte.
+FRAME_BYTES = 1514
+#: Total background packet rate above which the matrix is scaled down uniformly.
+DEFAULT_MAX_PPS = 5000.0
+#: Total background switch traversals per second above which the matrix is scaled down.
+DEFAULT_MAX_HOP_PPS = 8000.0
+#: UDP destination port (discard); bound but never read on every receiving host.
+SINK_PORT = 9
+#: A sender stops by itself after this long (it is normally stopped by SIGINT).
+MAX_S = 1800.0
+
+
+@dataclass
+class BackgroundPlan:
+    """What will be replayed: per source, ``[(dst, mbps), ...]`` (already scaled)."""
+
+    per_src: dict[str, list[tuple[str, float]]]
+    flows: int
+    offered_mbps: float          # demand × bw_scale, before the packet-budget scaling
+    scale: float                 # packet-budget factor (1.0 = the full matrix)
+    frame_bytes: int = FRAME_BYTES
+    max_pps: float = DEFAULT_MAX_PPS
+    hop_pps: float = 0.0          # switch traversals per second (after scaling)
+    max_hop_pps: float = DEFAULT_MAX_HOP_PPS
+    sinks: list[str] = field(default_factory=list)   # destinations that are no source
+
+    @property
+    def sent_mbps(self) -> float:
+        return sum(m for v in self.per_src.values() for _, m in v)
+
+    @property
+    def pps(self) -> float:
+        return self.sent_mbps * 1e6 / 8 / self.frame_bytes
+
+    def record(self) -> dict:
+        return {"flows": self.flows, "senders": len(self.per_src), "sink_only_hosts": len(self.sinks),
+                "offered_mbps": round(self.offered_mbps, 4), "target_mbps": round(self.sent_mbps, 4),
+                "target_pps": round(self.pps, 1), "budget_pps": self.max_pps,
+                "target_switch_traversals_per_s": round(self.hop_pps, 1), "budget_switch_traversals_per_s":
+                self.max_hop_pps,
+                "budget_scale": round(self.scale, 6), "frame_bytes": self.frame_bytes,
+                "sink": f"UDP port {SINK_PORT} bound and never read (no ICMP port-unreachable)"}
+
+
+def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
+                    max_hop_pps: float = DEFAULT_MAX_HOP_PPS, frame_bytes: int = FRAME_BYTES) -> BackgroundPlan:
+    """The KG's flows as per-source send lists at ``demand × bw_scale``, scaled down
+    uniformly when the total exceeds ``max_pps`` or ``max_hop_pps``."""
+    import networkx as nx
+
+    per: dict[str, list[tuple[str, float]]] = {}
+    n = 0
+    total = 0.0
+    hops = 0.0
+    paths: dict[str, dict] = {}
+    for f in sorted(kg.flows):
+        a = kg.attrs("flow", f)
+        mbps = float(a.get("demand_mbps") or 0.0) * bw_scale
+        if mbps <= 0 or a["src"] == a["dst"]:
+            continue
+        per.setdefault(a["src"], []).append((a["dst"], mbps))
+        n += 1
+        total += mbps
+        if a["src"] not in paths:
+            paths[a["src"]] = {d: len(p) for d, p in nx.single_source_dijkstra_path(
+                kg.topology, a["src"], weight="delay_ms").items()}
+        hops += mbps * 1e6 / 8 / frame_bytes * paths[a["src"]].get(a["dst"], 1)
+    pps = total * 1e6 / 8 / frame_bytes
+    scale = min(1.0, max_pps / pps if pps > 0 else 1.0, max_hop_pps / hops if hops > 0 else 1.0)
+    if scale < 1.0:
+        per = {s: [(d, m * scale) for d, m in v] for s, v in per.items()}
+    dsts = {d for v in per.values() for d, _ in v}
+    return BackgroundPlan(per_src=dict(sorted(per.items())), flows=n, offered_mbps=total, scale=scale,
+                          frame_bytes=frame_bytes, max_pps=max_pps, hop_pps=hops * scale, max_hop_pps=max_hop_pps,
+                          sinks=sorted(dsts - set(per)))
+
+
+class Background:
+    """Runs a :class:`BackgroundPlan` on a network: :meth:`start`, then :meth:`stop`."""
+
+    def __init__(self, net, plan: BackgroundPlan, out_dir: Path, python: str = sys.executable):
+        self.net = net
+        self.plan = plan
+        self.out_dir = Path(out_dir)
+        self.python = python
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.results: dict[str, dict] = {}
+        self.started_at: float | None = None
+
+    def start(self, timeout: float = 20.0) -> float:
+        """Spawn every sender and sink, wait for their ready lines; returns seconds taken."""
+        t0 = time.monotonic()
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        net = self.net
+        for src in [*self.plan.per_src, *self.plan.sinks]:
+            flows = self.plan.per_src.get(src, [])
+            spec = {"iface": net.netns(src), "src_mac": net.host_mac(src), "src_ip": net.host_ip(src),
+                    "frame": self.plan.frame_bytes, "port": SINK_PORT,
+                    "flows": [{"dst": d, "dst_ip": net.host_ip(d), "dst_mac": net.host_mac(d),
+                               "pps": m * 1e6 / 8 / self.plan.frame_bytes} for d, m in flows]}
+            path = self.out_dir / f"{net.netns(src)}.json"
+            path.write_text(json.dumps(spec))
+            # Run as a plain script: ``-m`` would import the harness package (~0.8 s, ~80 MB
+            # per process); this file needs only the standard library.
+            self.procs[src] = net.spawn(src, [self.python, "-I", __file__, "--spec", str(path)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for src, p in self.procs.items():
+            left = timeout - (time.monotonic() - t0)
+            ready, _, _ = select.select([p.stdout], [], [], max(left, 0.0))
+            line = p.stdout.readline() if ready else b""
+            if b'"ready"' not in line:
+                from harness.errors import EmulationError
+
+                raise EmulationError(f"background sender on {src} did not start within {timeout:.0f} s "
+                                     f"(exit code {p.poll()})")
+        self.started_at = time.time()
+        return time.monotonic() - t0
+
+    def stop(self, timeout: float = 3.0) -> dict:
+        """Stop every process (SIGINT) and return what was achieved (totals and per source)."""
+        import os
+
+        for p in self.procs.values():
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGINT)
+                except ProcessLookupError:
+                    pass
+        per_src = {}
+        for src, p in self.procs.items():
+            try:
+                out, _ = p.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                out, _ = p.communicate()
+            lines = (out or b"").decode(errors="replace").strip().splitlines()
+            try:
+                d = json.loads(lines[-1])
+                if src in self.plan.per_src:
+                    per_src[src] = {k: d[k] for k in ("sent_packets", "pps", "mbps", "target_pps",
+                                                      "target_mbps", "elapsed_s", "errors")}
+            except (ValueError, KeyError, IndexError):
+                per_src[src] = {"error": "no result"}
+        ok = [v for v in per_src.values() if "error" not in v]
+        rec = {"achieved_mbps": round(sum(v["mbps"] for v in ok), 4),
+               "achieved_pps": round(sum(v["pps"] for v in ok), 1),
+               "achieved_share": (round(sum(v["pps"] for v in ok) / self.plan.pps, 4) if self.plan.pps else None),
+               "senders_reporting": len(ok), "per_source": per_src}
+        self.procs = {}
+        return rec
+
+
+# ---------------------------------------------------------------------------- sender
+def _mac(s: str) -> bytes:
+    return bytes(int(x, 16) for x in s.split(":"))
+
+
+def _csum(b: bytes) -> int:
+    s = sum(struct.unpack(f"!{len(b) // 2}H", b))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def build_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int, dport: int, frame: int) -> bytes:
+    """An Ethernet/IPv4/UDP frame of ``frame`` bytes (UDP checksum 0: none, valid for IPv4)."""
+    ip_len = frame - 14
+    hdr = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0x4000, 64, 17, 0,
+                      socket.inet_aton(src_ip), socket.inet_aton(dst_ip))
+    hdr = hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:]
+    udp = struct.pack("!HHHH", sport, dport, ip_len - 20, 0)
+    return _mac(dst_mac) + _mac(src_mac) + b"\x08\x00" + hdr + udp + b"\x00" * (ip_len - 28)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="harness.twin.emulation.background")
+    ap.add_argument("--spec", required=True, help="JSON: iface, src_mac, src_ip, frame, port, flows")
+    ap.add_argument("--max-s", type=float, default=MAX_S)
+    args = ap.parse_args(argv)
+    spec = json.loads(Path(args.spec).read_text())
+    stop = {"now": False}
+
+    def on_signal(signum, frame_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    # The discard sink: bound, minimal buffer, never read (no ICMP port-unreachable).
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    sink.bind(("0.0.0.0", int(spec.get("port", SINK_PORT))))
+    flows = [f for f in spec["flows"] if f["pps"] > 0]
+    frame = int(spec.get("frame", FRAME_BYTES))
+    pkts = [build_frame(spec["src_mac"], f["dst_mac"], spec["src_ip"], f["dst_ip"], 20000 + j,
+                        int(spec.get("port", SINK_PORT)), frame) for j, f in enumerate(flows)]
+    sock = None
+    if flows:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        sock.bind((spec["iface"], 0))
+    target_pps = sum(f["pps"] for f in flows)
+    print(json.dumps({"ready": True, "flows": len(flows), "target_pps": round(target_pps, 1)}), flush=True)
+    n = len(flows)
+    sent = [0] * n
+    errors = 0
+    t0 = time.perf_counter()
+    end = t0 + args.max_s
+    periods = [1.0 / f["pps"] for f in flows]
+    heap = [(t0 + (j + 0.5) / n * periods[j], j) for j in range(n)]
+    heapq.heapify(heap)
+    try:
+        while not stop["now"]:
+            now = time.perf_counter()
+            if now >= end:
+                break
+            if not heap:
+                time.sleep(0.2)
+                continue
+            t, j = heap[0]
+            if t > now + 0.001:
+                time.sleep(min(t - now, 0.05))
+                continue
+            horizon = now + 0.001
+            burst = 0
+            while heap and heap[0][0] <= horizon and burst < 2000:
+                t, j = heapq.heappop(heap)
+                try:
+                    sock.send(pkts[j])
+                    sent[j] += 1
+                except OSError:
+                    errors += 1
+                heapq.heappush(heap, (t + periods[j], j))
+                burst += 1
+    finally:
+        elapsed = max(time.perf_counter() - t0, 1e-9)
+        if sock is not None:
+            sock.close()
+        total = sum(sent)
+        print(json.dumps({"sent_packets": total, "sent_bytes": total * frame, "elapsed_s": round(elapsed, 4),
+                          "pps": round(total / elapsed, 1), "mbps": round(total * frame * 8 / elapsed / 1e6, 4),
+                          "target_pps": round(target_pps, 1),
+                          "target_mbps": round(target_pps * frame * 8 / 1e6, 4), "errors": errors,
+                          "per_dst": {f["dst"]: sent[j] for j, f in enumerate(flows)}}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
