@@ -74,7 +74,7 @@ def test_readme_commands_work_as_written(tmp_path):
                 proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, start_new_session=True)
                 background.append(proc)
-                _wait_for_output(proc, ("serving", "controller listening", "switches"), line)
+                _wait_for_output(proc, ("serving", "API listening"), line)
                 continue
             # Globs in README lines are the shell's job: expand them like sh would.
             argv = [a for x in argv for a in (sorted(str(p) for p in tmp_path.glob(x)) or [x] if "*" in x else [x])]
@@ -84,7 +84,10 @@ def test_readme_commands_work_as_written(tmp_path):
             ran += 1
     finally:
         for proc in background:
-            os.killpg(proc.pid, signal.SIGINT)
+            try:
+                os.killpg(proc.pid, signal.SIGINT)
+            except ProcessLookupError:  # `ani cleanup` already stopped it
+                continue
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
