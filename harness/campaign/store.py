@@ -23,29 +23,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Iterator
 
 import yaml
 
 from harness.errors import CampaignError
+from harness.fileio import atomic_write  # noqa: F401  (re-exported for report and fidelity)
 from harness.scenario.model import Scenario
 from harness.twin.kpi import ScenarioResult
 
 
 def _digest(body) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def atomic_write(path: Path, text: str | bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(text.encode() if isinstance(text, str) else text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 class CampaignStore:

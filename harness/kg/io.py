@@ -8,6 +8,7 @@ from pathlib import Path
 import networkx as nx
 
 from harness.errors import KnowledgeGraphError
+from harness.fileio import atomic_write
 from harness.kg.model import KINDS, KnowledgeGraph
 
 FORMAT = "ani-kg/1"
@@ -33,10 +34,7 @@ def from_json(data: dict) -> KnowledgeGraph:
 
 
 def save_kg(kg: KnowledgeGraph, path: str | Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(to_json(kg)))
-    tmp.replace(path)
+    atomic_write(Path(path), json.dumps(to_json(kg)))
 
 
 def load_kg(path: str | Path) -> KnowledgeGraph:

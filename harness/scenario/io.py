@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Iterable
 
 import yaml
 
 from harness.errors import ScenarioError
+from harness.fileio import atomic_write
 from harness.scenario.model import Scenario
 
 
@@ -65,6 +65,4 @@ def write_scenarios(scenarios: Iterable[Scenario], path: str | Path) -> None:
         text = json.dumps(dumped if len(dumped) != 1 else dumped[0], indent=2) + "\n"
     else:
         text = yaml.safe_dump(dumped if len(dumped) != 1 else dumped[0], sort_keys=False)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    atomic_write(path, text)

@@ -1,0 +1,18 @@
+"""Atomic file writes: every file ani writes appears whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def atomic_write(path: Path, text: str | bytes) -> None:
+    """Write to a temporary file beside ``path``, fsync it, and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as fh:
+        fh.write(text.encode() if isinstance(text, str) else text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
