@@ -9,12 +9,19 @@ HTTP API (``127.0.0.1:<api_port>``, JSON in and out)
     ``GET /health``        connected/verified switches, routes installed, down links, failover log
     ``GET /ports``         per-port byte counters, rates and link utilisation
     ``GET /paths``         current router paths between all pairs
+    ``GET /meters``        per router: packets and bytes its capacity meter passed and dropped
     ``POST /mitigation``   ``{"action": "rate_limit", "router": R, "mbps": X}`` |
                            ``{"action": "reroute", "avoid": ["A-B", ...]}`` |
                            ``{"action": "undo", "what": "rate_limit"|"reroute"|"all", "router"?: R}``
     ``POST /misconfig``    ``{"kind": "blackhole", "router": R, "dst": D}`` |
                            ``{"kind": "wrong_next_hop", "router": R, "dst": D, "via": N}``
     ``DELETE /misconfig``  roll back every misconfiguration (or ``?id=N`` one of them)
+    ``POST /capacity``     ``{"router": R, "mbps": X}`` sets R's forwarding capacity;
+                           ``{"router": R}`` restores R's nominal one, ``{}`` every router's
+
+Router forwarding capacity: a router whose topology entry has ``capacity_mbps`` gets a
+drop meter (:data:`controllers.flows.ROUTER_METER_ID`) that every packet entering its switch
+passes, so traffic through the router beyond that rate is dropped (a policer: no queueing).
 """
 
 from __future__ import annotations
@@ -65,6 +72,10 @@ class AniController(app_manager.OSKenApp):
         self.misconfigs = {}         # id -> record
         self.next_misconfig = 1
         self.rate_limits = {}        # router -> mbps
+        self.capacity_nominal = {r["name"]: float(r["capacity_mbps"]) for r in self.topo["routers"]
+                                 if r.get("capacity_mbps")}
+        self.capacity = dict(self.capacity_nominal)   # router -> current forwarding capacity
+        self.meter_stats = {}        # router -> {t, packets_in, bytes_in, dropped_packets, dropped_bytes}
         self.stats = {}              # (router, port) -> {t, rx_bytes, tx_bytes, tx_mbps, rx_mbps}
         self.started = time.time()
         self._wire_cache = {}
@@ -83,7 +94,10 @@ class AniController(app_manager.OSKenApp):
             self.datapaths[dp.id] = dp
             self.ready.discard(dp.id)
             name = router["name"]
-            self._send_flows(dp, flows.base_flows() + flows.route_flows(self.table, name, self.host_ips))
+            if name in self.capacity:   # the meter must exist before the flow that uses it
+                self._set_meter(dp, flows.ROUTER_METER_ID, self.capacity[name], replace=False)
+            self._send_flows(dp, flows.base_flows(capacity=name in self.capacity)
+                             + flows.route_flows(self.table, name, self.host_ips))
             if name in self.rate_limits:
                 self._install_meter(dp, router, self.rate_limits[name])
             for rec in self.misconfigs.values():
@@ -222,13 +236,20 @@ class AniController(app_manager.OSKenApp):
         dp.send_msg(self._flow_mod(dp, dict(s, actions=[], meter=None, goto=None),
                                    dp.ofproto.OFPFC_DELETE_STRICT))
 
-    def _install_meter(self, dp, router, mbps):
+    def _set_meter(self, dp, meter_id, mbps, replace=True):
+        """(Re)create drop meter ``meter_id`` at ``mbps``; ``replace=False`` on a fresh switch."""
         ofp, parser = dp.ofproto, dp.ofproto_parser
-        band = flows.meter_band(mbps)
-        dp.send_msg(parser.OFPMeterMod(dp, ofp.OFPMC_DELETE, 0, band["meter_id"], []))
-        dp.send_msg(parser.OFPMeterMod(
-            dp, ofp.OFPMC_ADD, ofp.OFPMF_KBPS | ofp.OFPMF_BURST, band["meter_id"],
-            [parser.OFPMeterBandDrop(rate=band["rate_kbps"], burst_size=band["burst_kb"])]))
+        band = flows.meter_band(mbps, meter_id)
+        bands = [parser.OFPMeterBandDrop(rate=band["rate_kbps"], burst_size=band["burst_kb"])]
+        flags = ofp.OFPMF_KBPS | ofp.OFPMF_BURST | ofp.OFPMF_STATS
+        if replace:
+            dp.send_msg(parser.OFPMeterMod(dp, ofp.OFPMC_MODIFY, flags, meter_id, bands))
+        else:
+            dp.send_msg(parser.OFPMeterMod(dp, ofp.OFPMC_DELETE, 0, meter_id, []))
+            dp.send_msg(parser.OFPMeterMod(dp, ofp.OFPMC_ADD, flags, meter_id, bands))
+
+    def _install_meter(self, dp, router, mbps):
+        self._set_meter(dp, flows.METER_ID, mbps, replace=False)
         self._send_flow(dp, flows.meter_flow(router["host_port"]))
 
     def _remove_meter(self, dp, router):
@@ -245,8 +266,23 @@ class AniController(app_manager.OSKenApp):
             for dp in dps:
                 try:
                     dp.send_msg(dp.ofproto_parser.OFPPortStatsRequest(dp, 0, dp.ofproto.OFPP_ANY))
+                    if self.by_dpid.get(dp.id, {}).get("name") in self.capacity:
+                        dp.send_msg(dp.ofproto_parser.OFPMeterStatsRequest(dp, 0, flows.ROUTER_METER_ID))
                 except Exception as exc:  # a dying switch must not stop polling
                     LOG.debug("stats request to %s failed: %s", dp.id, exc)
+
+    @set_ev_cls(ofp_event.EventOFPMeterStatsReply, MAIN_DISPATCHER)
+    def on_meter_stats(self, ev):
+        now = time.time()
+        router = self.by_dpid.get(ev.msg.datapath.id, {}).get("name")
+        with self.lock:
+            for st in ev.msg.body:
+                if router is None or st.meter_id != flows.ROUTER_METER_ID:
+                    continue
+                self.meter_stats[router] = {
+                    "t": now, "packets_in": st.packet_in_count, "bytes_in": st.byte_in_count,
+                    "dropped_packets": sum(b.packet_band_count for b in st.band_stats),
+                    "dropped_bytes": sum(b.byte_band_count for b in st.band_stats)}
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN_DISPATCHER)
     def on_port_stats(self, ev):
@@ -284,6 +320,9 @@ class AniController(app_manager.OSKenApp):
                 "down_links": sorted(self._down_links()),
                 "avoid": sorted(self.avoid),
                 "rate_limits": dict(self.rate_limits),
+                "router_capacity": dict(self.capacity),
+                "router_capacity_changed": {r: c for r, c in self.capacity.items()
+                                            if c != self.capacity_nominal.get(r)},
                 "misconfigs": [{k: v for k, v in m.items() if k != "flow"} for m in self.misconfigs.values()],
                 "failovers": list(self.failovers),
                 "uptime_s": round(time.time() - self.started, 3),
@@ -299,6 +338,34 @@ class AniController(app_manager.OSKenApp):
                                 util=(st["tx_mbps"] / rate) if rate else None))
             util = [p["util"] for p in out if p["util"] is not None]
             return {"ports": out, "max_link_util": max(util) if util else 0.0}
+
+    def meters(self) -> dict:
+        with self.lock:
+            return {"meters": {r: dict(m, capacity_mbps=self.capacity.get(r))
+                               for r, m in sorted(self.meter_stats.items())}}
+
+    def set_capacity(self, body: dict) -> dict:
+        """Set one router's forwarding capacity, or restore one / every router's nominal one."""
+        with self.lock:
+            if body.get("router") is None:
+                if "mbps" in body:
+                    raise ValueError("'mbps' needs a 'router'")
+                names = list(self.capacity_nominal)
+            else:
+                names = [self._router(body["router"])["name"]]
+                if names[0] not in self.capacity_nominal:
+                    raise ValueError(f"router {names[0]!r} has no forwarding capacity in the topology")
+            for name in names:
+                mbps = float(body["mbps"]) if "mbps" in body else self.capacity_nominal[name]
+                if mbps <= 0:
+                    raise ValueError("'mbps' must be positive")
+                if self.capacity[name] == mbps:
+                    continue
+                self.capacity[name] = mbps
+                dp = self.datapaths.get(self.by_name[name]["dpid"])
+                if dp is not None:
+                    self._set_meter(dp, flows.ROUTER_METER_ID, mbps)
+            return {"ok": True, "router_capacity": {n: self.capacity[n] for n in names}}
 
     def current_paths(self) -> dict:
         with self.lock:
@@ -419,7 +486,8 @@ class AniController(app_manager.OSKenApp):
 
             def do_GET(self):
                 path = urlparse(self.path).path
-                routes = {"/health": app.health, "/ports": app.ports, "/paths": app.current_paths}
+                routes = {"/health": app.health, "/ports": app.ports, "/paths": app.current_paths,
+                          "/meters": app.meters}
                 if path in routes:
                     self._dispatch(routes[path])
                 else:
@@ -431,6 +499,8 @@ class AniController(app_manager.OSKenApp):
                     self._dispatch(lambda: app.mitigation(self._body()))
                 elif path == "/misconfig":
                     self._dispatch(lambda: app.misconfig(self._body()))
+                elif path == "/capacity":
+                    self._dispatch(lambda: app.set_capacity(self._body()))
                 else:
                     self._reply(404, {"error": f"no such endpoint {path}"})
 

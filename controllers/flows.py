@@ -7,16 +7,20 @@ A spec is a dict::
      "actions": [("output", 3)],          # [] means drop
      "meter": None, "goto": None}
 
-Pipeline: table 0 = ingress policing (meters on host ports) then ``goto`` table 1;
-table 1 = routing (priority 100), operator mitigations (200), injected
-misconfigurations (300).  Table-miss in table 1 drops: nothing goes to the controller.
+Pipeline: table 0 = ingress policing (the rate-limit meter on the host port: what a
+mitigation drops never reaches the router) then ``goto`` table 1; table 1 = the router's
+forwarding capacity (every packet the switch receives, from its host or a neighbour,
+passes meter :data:`ROUTER_METER_ID` when the router has a capacity) then ``goto`` table 2;
+table 2 = routing (priority 100), operator mitigations (200), injected misconfigurations
+(300).  Table-miss in table 2 drops: nothing goes to the controller.
 """
 
 from __future__ import annotations
 
 ETH_IPV4 = 0x0800
 TABLE_INGRESS = 0
-TABLE_ROUTE = 1
+TABLE_CAPACITY = 1
+TABLE_ROUTE = 2
 
 PRIO_ROUTE = 100
 PRIO_METER = 200
@@ -30,6 +34,8 @@ COOKIE_MASK_ALL = 0xFFFF_FFFF_FFFF_FFFF
 
 #: Meter id used for the per-router host-ingress rate limit.
 METER_ID = 1
+#: Meter id of the router's forwarding capacity (all traffic the switch receives).
+ROUTER_METER_ID = 2
 
 
 def spec(table: int, priority: int, cookie: int, match: dict, actions: list | None = None,
@@ -39,9 +45,12 @@ def spec(table: int, priority: int, cookie: int, match: dict, actions: list | No
             "actions": list(actions or []), "meter": meter, "goto": goto}
 
 
-def base_flows() -> list[dict]:
-    """Table-miss entries every switch gets: table 0 → table 1; table 1 drops."""
-    return [spec(TABLE_INGRESS, 0, COOKIE_ROUTE, {}, goto=TABLE_ROUTE),
+def base_flows(capacity: bool = False) -> list[dict]:
+    """Table-miss entries every switch gets: table 0 → table 1 → (router meter when
+    ``capacity``) → table 2; table 2 drops."""
+    return [spec(TABLE_INGRESS, 0, COOKIE_ROUTE, {}, goto=TABLE_CAPACITY),
+            spec(TABLE_CAPACITY, 0, COOKIE_ROUTE, {}, meter=ROUTER_METER_ID if capacity else None,
+                 goto=TABLE_ROUTE),
             spec(TABLE_ROUTE, 0, COOKIE_ROUTE, {}, actions=[])]
 
 
@@ -71,12 +80,13 @@ def wrong_next_hop_flow(dst_ip: str, out_port: int, misconfig_id: int) -> dict:
 
 
 def meter_flow(host_port: int) -> dict:
-    """Police traffic entering from the host port with :data:`METER_ID`, then route it."""
+    """Police traffic entering from the host port with :data:`METER_ID`, then on to the
+    router's capacity meter and routing."""
     return spec(TABLE_INGRESS, PRIO_METER, COOKIE_METER, {"in_port": int(host_port)},
-                meter=METER_ID, goto=TABLE_ROUTE)
+                meter=METER_ID, goto=TABLE_CAPACITY)
 
 
-def meter_band(mbps: float) -> dict:
+def meter_band(mbps: float, meter_id: int = METER_ID) -> dict:
     """A drop band at ``mbps`` (kbit/s in OpenFlow), burst one tenth of a second."""
     kbps = max(1, int(round(mbps * 1000)))
-    return {"meter_id": METER_ID, "rate_kbps": kbps, "burst_kb": max(1, kbps // 10)}
+    return {"meter_id": meter_id, "rate_kbps": kbps, "burst_kb": max(1, kbps // 10)}

@@ -87,11 +87,17 @@ def test_flow_specs_are_plain_data():
     assert bh["actions"] == [] and bh["priority"] > f["priority"] and bh["cookie"] & 0xFFFF == 7
     wn = flows.wrong_next_hop_flow("10.0.0.2", 4, 8)
     assert wn["actions"] == [("output", 4)] and wn["match"] == f["match"]
-    assert [b["table"] for b in flows.base_flows()] == [0, 1]
-    assert flows.base_flows()[0]["goto"] == flows.TABLE_ROUTE
+    # table 0: host policing, 1: the router's capacity meter (only when it has one), 2: routes
+    assert [b["table"] for b in flows.base_flows()] == [0, 1, 2]
+    assert [b["goto"] for b in flows.base_flows()] == [flows.TABLE_CAPACITY, flows.TABLE_ROUTE, None]
+    assert flows.base_flows()[1]["meter"] is None
+    assert flows.base_flows(capacity=True)[1]["meter"] == flows.ROUTER_METER_ID != flows.METER_ID
+    assert flows.base_flows()[2]["actions"] == []          # table-miss drops, nothing to the controller
     m = flows.meter_flow(1)
-    assert m["meter"] == flows.METER_ID and m["match"] == {"in_port": 1} and m["goto"] == flows.TABLE_ROUTE
+    assert m["meter"] == flows.METER_ID and m["match"] == {"in_port": 1} and m["goto"] == flows.TABLE_CAPACITY
     assert flows.meter_band(5)["rate_kbps"] == 5000
+    assert flows.meter_band(2.5, flows.ROUTER_METER_ID) == {"meter_id": flows.ROUTER_METER_ID,
+                                                            "rate_kbps": 2500, "burst_kb": 250}
 
 
 def test_route_flows_for_one_router():

@@ -16,12 +16,19 @@ Pacing: a deterministic schedule.  Flow ``j`` of a sender (period ``1 / pps_j``)
 not burst together); the sender sleeps until the earliest due packet and sends everything
 due within the next millisecond.  When it falls behind it sends as fast as it can.
 
-Sink: UDP destination port 9 (discard).  Every host that receives background traffic runs
-one process (the sender of that host, or a ``--sink-only`` process for a destination that is
-not a source) that binds UDP port 9 with a minimal receive buffer and never reads it: the
-kernel drops arriving datagrams when the buffer is full (a ``RcvbufErrors`` count), with
-**no ICMP port-unreachable** replies (those would add reverse traffic; the kernel would
-rate-limit them to ~1/s per peer anyway).  Flood senders (:mod:`.flood`) also use port 9.
+Counting (traffic-weighted loss): every background packet carries :data:`MAGIC` and its
+send time (epoch seconds) at the start of its UDP payload.  Senders count what they sent per
+destination and per :data:`BINS_PER_S` time bin; receivers count what arrived per source and
+per *send-time* bin, so a window's loss is ``1 − received / sent`` over the packets sent in
+it, whatever their delay (:func:`harness.twin.emulation.measure.traffic_loss`).
+
+Receiver: UDP destination port 9.  Every host that receives background traffic runs one
+process (the sender of that host, or a sink-only process for a destination that is not a
+source) whose receive thread binds UDP port 9 with a 4 MB buffer and reads only the first
+12 bytes of each datagram.  Datagrams without the marker (floods, :mod:`.flood`, also
+use port 9) are counted as ``recv_other``.  A bound port means **no ICMP port-unreachable**
+replies (those would add reverse traffic).  On SIGINT the sender stops at once and the
+receiver keeps counting for :data:`GRACE_S` (packets still in flight).
 
 Packet budget: the userspace datapath forwards ~50 kpps in total (NOTES.md), every packet
 costs it once per switch it crosses, and the probes (one ICMP pair per monitored flow at
@@ -33,8 +40,9 @@ scaled down by the same factor and :attr:`BackgroundPlan.scale` says so.  Measur
 ~20 % baseline probe loss from datapath saturation, 8 k ~2 %, 4 k ~0.6 %; probes alone
 ~0.1-0.5 %.  Abilene's full matrix is 7.0 k traversals/s and fits.
 
-Each sender prints ``{"ready": true}`` once its socket is open, and on SIGINT / SIGTERM (or
-``max_s``) one JSON line with what it sent in total and per destination.
+Each process prints ``{"ready": true}`` once its sockets are open, and on SIGINT / SIGTERM
+(or ``max_s``) one JSON line with what it sent in total, per destination and per bin, and
+what it received per source address and bin.
 """
 
 from __future__ import annotations
@@ -48,6 +56,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -63,6 +72,14 @@ DEFAULT_MAX_HOP_PPS = 8000.0
 SINK_PORT = 9
 #: A sender stops by itself after this long (it is normally stopped by SIGINT).
 MAX_S = 1800.0
+#: Marker at the start of every background packet's UDP payload (then the send time, !d).
+MAGIC = b"ANI1"
+#: Time bins per second of the sent / received counts.
+BINS_PER_S = 50
+#: Seconds a receiver keeps counting after SIGINT (packets in flight).
+GRACE_S = 0.3
+#: Receive buffer of the sink socket (bytes).
+RCVBUF = 4 << 20
 
 
 @dataclass
@@ -141,6 +158,9 @@ class Background:
         self.procs: dict[str, subprocess.Popen] = {}
         self.results: dict[str, dict] = {}
         self.started_at: float | None = None
+        #: ``(src, dst) -> {bin: packets}`` sent, and received (by send-time bin), after stop()
+        self.sent_bins: dict[tuple[str, str], dict[int, int]] = {}
+        self.recv_bins: dict[tuple[str, str], dict[int, int]] = {}
 
     def start(self, timeout: float = 20.0) -> float:
         """Spawn every sender and sink, wait for their ready lines; returns seconds taken."""
@@ -172,7 +192,8 @@ class Background:
         return time.monotonic() - t0
 
     def stop(self, timeout: float = 3.0) -> dict:
-        """Stop every process (SIGINT) and return what was achieved (totals and per source)."""
+        """Stop every process (SIGINT) and return what was achieved (totals and per source);
+        the per-bin counts are left in :attr:`sent_bins` / :attr:`recv_bins`."""
         import os
 
         for p in self.procs.values():
@@ -182,25 +203,37 @@ class Background:
                 except ProcessLookupError:
                     pass
         per_src = {}
-        for src, p in self.procs.items():
+        by_ip = {self.net.host_ip(r): r for r in self.net.routers}
+        recv_other = 0
+        receivers = 0
+        for dst, p in self.procs.items():
             try:
-                out, _ = p.communicate(timeout=timeout)
+                out, _ = p.communicate(timeout=timeout + GRACE_S)
             except subprocess.TimeoutExpired:
                 p.kill()
                 out, _ = p.communicate()
             lines = (out or b"").decode(errors="replace").strip().splitlines()
             try:
                 d = json.loads(lines[-1])
-                if src in self.plan.per_src:
-                    per_src[src] = {k: d[k] for k in ("sent_packets", "pps", "mbps", "target_pps",
+                if dst in self.plan.per_src:
+                    per_src[dst] = {k: d[k] for k in ("sent_packets", "pps", "mbps", "target_pps",
                                                       "target_mbps", "elapsed_s", "errors")}
+                    for to, bins in d["sent_bins"].items():
+                        self.sent_bins[(dst, to)] = {int(b): n for b, n in bins.items()}
+                for ip, bins in d["recv_bins"].items():
+                    if ip in by_ip:
+                        self.recv_bins[(by_ip[ip], dst)] = {int(b): n for b, n in bins.items()}
+                recv_other += d["recv_other"]
+                receivers += 1
             except (ValueError, KeyError, IndexError):
-                per_src[src] = {"error": "no result"}
+                per_src[dst] = {"error": "no result"}
         ok = [v for v in per_src.values() if "error" not in v]
         rec = {"achieved_mbps": round(sum(v["mbps"] for v in ok), 4),
                "achieved_pps": round(sum(v["pps"] for v in ok), 1),
                "achieved_share": (round(sum(v["pps"] for v in ok) / self.plan.pps, 4) if self.plan.pps else None),
-               "senders_reporting": len(ok), "per_source": per_src}
+               "senders_reporting": len(ok), "receivers_reporting": receivers,
+               "received_packets": sum(sum(b.values()) for b in self.recv_bins.values()),
+               "received_other_packets": recv_other, "per_source": per_src}
         self.procs = {}
         return rec
 
@@ -227,6 +260,16 @@ def build_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int
     return _mac(dst_mac) + _mac(src_mac) + b"\x08\x00" + hdr + udp + b"\x00" * (ip_len - 28)
 
 
+def _merge_bins(items) -> dict[str, dict[int, int]]:
+    """``[(key, {bin: n}), ...]`` summed per key (a source may send several flows to one host)."""
+    out: dict[str, dict[int, int]] = {}
+    for key, bins in items:
+        acc = out.setdefault(key, {})
+        for b, n in bins.items():
+            acc[b] = acc.get(b, 0) + n
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="harness.twin.emulation.background")
     ap.add_argument("--spec", required=True, help="JSON: iface, src_mac, src_ip, frame, port, flows")
@@ -240,14 +283,37 @@ def main(argv=None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    # The discard sink: bound, minimal buffer, never read (no ICMP port-unreachable).
+    # The receiver: counts marked packets per source address and send-time bin.
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1)
+    sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
     sink.bind(("0.0.0.0", int(spec.get("port", SINK_PORT))))
+    sink.settimeout(0.1)
+    recv: dict[tuple[str, int], int] = {}
+    other = [0]
+    done = threading.Event()
+
+    def receive() -> None:
+        buf = bytearray(12)
+        while not done.is_set():
+            try:
+                n, addr = sink.recvfrom_into(buf, 12)
+            except socket.timeout:
+                continue
+            except OSError:
+                break
+            if n == 12 and buf[:4] == MAGIC:
+                key = (addr[0], int(struct.unpack_from("!d", buf, 4)[0] * BINS_PER_S))
+                recv[key] = recv.get(key, 0) + 1
+            else:
+                other[0] += 1
+
+    receiver = threading.Thread(target=receive, daemon=True)
+    receiver.start()
     flows = [f for f in spec["flows"] if f["pps"] > 0]
     frame = int(spec.get("frame", FRAME_BYTES))
-    pkts = [build_frame(spec["src_mac"], f["dst_mac"], spec["src_ip"], f["dst_ip"], 20000 + j,
-                        int(spec.get("port", SINK_PORT)), frame) for j, f in enumerate(flows)]
+    pkts = [bytearray(build_frame(spec["src_mac"], f["dst_mac"], spec["src_ip"], f["dst_ip"], 20000 + j,
+                                  int(spec.get("port", SINK_PORT)), frame)) for j, f in enumerate(flows)]
+    sent_bins: list[dict[int, int]] = [{} for _ in flows]
     sock = None
     if flows:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
@@ -276,12 +342,16 @@ def main(argv=None) -> int:
                 continue
             horizon = now + 0.001
             burst = 0
+            stamp = time.time()
+            b = int(stamp * BINS_PER_S)
             while heap and heap[0][0] <= horizon and burst < 2000:
                 t, j = heapq.heappop(heap)
+                struct.pack_into("!4sd", pkts[j], 42, MAGIC, stamp)   # after Ether+IPv4+UDP headers
+                sent_bins[j][b] = sent_bins[j].get(b, 0) + 1    # offered, sent or not
                 try:
                     sock.send(pkts[j])
                     sent[j] += 1
-                except OSError:
+                except OSError:      # e.g. the host's link is down (router failure)
                     errors += 1
                 heapq.heappush(heap, (t + periods[j], j))
                 burst += 1
@@ -289,12 +359,20 @@ def main(argv=None) -> int:
         elapsed = max(time.perf_counter() - t0, 1e-9)
         if sock is not None:
             sock.close()
+        time.sleep(GRACE_S)     # packets still in flight to this host
+        done.set()
+        receiver.join(timeout=1.0)
+        per_src_bins: dict[str, dict[int, int]] = {}
+        for (ip, b), n_ in sorted(recv.items()):
+            per_src_bins.setdefault(ip, {})[b] = n_
         total = sum(sent)
         print(json.dumps({"sent_packets": total, "sent_bytes": total * frame, "elapsed_s": round(elapsed, 4),
                           "pps": round(total / elapsed, 1), "mbps": round(total * frame * 8 / elapsed / 1e6, 4),
                           "target_pps": round(target_pps, 1),
                           "target_mbps": round(target_pps * frame * 8 / 1e6, 4), "errors": errors,
-                          "per_dst": {f["dst"]: sent[j] for j, f in enumerate(flows)}}), flush=True)
+                          "per_dst": {f["dst"]: sent[j] for j, f in enumerate(flows)},
+                          "sent_bins": _merge_bins((f["dst"], sent_bins[j]) for j, f in enumerate(flows)),
+                          "recv_bins": per_src_bins, "recv_other": other[0]}), flush=True)
     return 0
 
 

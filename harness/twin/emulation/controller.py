@@ -76,6 +76,18 @@ class ControllerClient:
         """Current router-level paths ``{"A>B": [A, ..., B]}``."""
         return self._call("GET", "/paths")
 
+    def meters(self) -> dict:
+        """Per router: packets/bytes its forwarding-capacity meter passed and dropped."""
+        return self._call("GET", "/meters")["meters"]
+
+    def router_capacity(self, router: str | None = None, mbps: float | None = None) -> dict:
+        """Set ``router``'s forwarding capacity to ``mbps``; without ``mbps`` restore its
+        nominal capacity; without either restore every router's."""
+        body: dict = {} if router is None else {"router": router}
+        if mbps is not None:
+            body["mbps"] = mbps
+        return self._call("POST", "/capacity", json=body)
+
     def rate_limit(self, router: str, mbps: float) -> dict:
         """Police traffic entering ``router`` from its host at ``mbps`` (OpenFlow meter)."""
         return self._call("POST", "/mitigation", json={"action": "rate_limit", "router": router, "mbps": mbps})

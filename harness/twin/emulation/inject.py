@@ -13,10 +13,10 @@ Semantics (mirroring :func:`harness.twin.flow.twin.state_for`):
 ``router_failure``
     ``set_router(r, up=False)``: every port of the router's bridge, host port included.
 ``router_overload``
-    every link of the router re-shaped (both directions) to ``capacity_factor`` × its
-    current rate, and loaded: iperf3 UDP from up to ``max_senders`` neighbours' hosts
-    (largest KG link load first) to the router's host, together at the router's KG
-    baseline through-traffic (``cpu`` resource ``load``) × ``bw_scale``.
+    the router's forwarding capacity (the controller's meter on everything its switch
+    receives, at the KG ``cpu`` capacity × ``bw_scale``) set to ``capacity_factor`` × that;
+    the load is the traffic already crossing it (the background replay of the KG's traffic
+    matrix, whose baseline through-traffic is the ``cpu`` resource's ``load``).
 ``link_degradation``
     ``add_loss`` (``loss_pct`` on each crossing, nftables numgen here) and
     ``shape_link`` to ``capacity_factor`` × the link's rate when the factor is < 1.
@@ -215,15 +215,9 @@ class Injector:
             each = total / len(chosen)
             for src in chosen:
                 gens.append(self._flood(i, src, e.target, each, p))
-        elif e.event_type == "router_overload":
-            r = e.target
-            load = float(self.kg.attrs("resource", f"cpu_{r}").get("load") or 0.0) * self.bw_scale
-            nbs = sorted(self.kg.topology.neighbors(r),
-                         key=lambda n: (-float(self.kg.topology.edges[r, n].get("load_mbps") or 0.0), n))
-            nbs = nbs[: self.max_senders]
-            if load > 0 and nbs:
-                for n in nbs:
-                    gens.append(self._iperf(n, r, load / len(nbs)))
+        elif e.event_type == "router_overload" and e.target not in self.net.router_capacity:
+            raise EmulationError(f"router_overload on {e.target}: the network was built without router "
+                                 f"forwarding capacities (EmulatedNetwork(router_capacity_mbps=...))")
         self.generators[i] = gens
 
     def schedule(self, i: int, start_at: float, end_at: float) -> None:
@@ -279,14 +273,10 @@ class Injector:
             return {"done": f"router {e.target} down (all ports)"}
         if t == "router_overload":
             f = p["capacity_factor"]
-            rates = {}
-            for n in sorted(self.kg.topology.neighbors(e.target)):
-                lid = self.kg.topology.edges[e.target, n]["id"]
-                rates[lid] = _clamp(self.current_rate(lid) * f)
-                net.shape_link(e.target, n, rates[lid])
-            self._start_iperf_clients(self.generators.get(i, []))
-            return {"done": f"links of {e.target} shaped to {f:g} x rate; loaded by "
-                            f"{len(self.generators.get(i, []))} iperf3 senders", "shaped_mbps": rates}
+            mbps = round(max(net.router_capacity[e.target] * f, 0.008), 6)
+            net.client.router_capacity(e.target, mbps)
+            return {"done": f"forwarding capacity of {e.target} metered at {mbps:g} Mbit/s "
+                            f"({f:g} x {net.router_capacity[e.target]:g})", "capacity_mbps": mbps}
         if t == "link_degradation":
             u, v = self.kg.link_ends(e.target)
             done = []
@@ -341,8 +331,7 @@ class Injector:
         elif t == "router_failure":
             net.set_router(e.target, up=True)
         elif t == "router_overload":
-            for n in self.kg.topology.neighbors(e.target):
-                net.restore_link(e.target, n)
+            net.client.router_capacity(e.target)
         elif t == "link_degradation":
             net.restore_link(*self.kg.link_ends(e.target))
         elif t == "misconfiguration":

@@ -8,6 +8,7 @@ next request).  A window ``[a, b)`` then holds the requests sent in it, answered
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +94,27 @@ def port_utilisation(before: dict, after: dict, rates: dict[str, float], skip: s
         cur = out.get(lid)
         if cur is None or mbps > cur["mbps"]:
             out[lid] = {"mbps": mbps, "rate_mbps": rate, "util": mbps / rate if rate else 0.0}
+    return out
+
+
+def traffic_loss(sent_bins: dict, recv_bins: dict, a: float, b: float,
+                 bins_per_s: int) -> dict[tuple[str, str], tuple[int, int]]:
+    """Per ``(src, dst)``: ``(offered, received)`` background packets *sent* in ``[a, b)``.
+
+    ``sent_bins`` / ``recv_bins`` map ``(src, dst) -> {bin: packets}`` with bin
+    ``k`` = send times ``[k, k + 1) / bins_per_s`` (received packets are binned by the send
+    time they carry, so delay does not move them out of their window).  Only bins wholly
+    inside ``[a, b)`` count (a bin straddling an injection would mix before and after).
+    Received is capped at offered per pair.
+    """
+    lo, hi = math.ceil(a * bins_per_s), math.floor(b * bins_per_s)
+    out: dict[tuple[str, str], tuple[int, int]] = {}
+    for pair, bins in sent_bins.items():
+        sent = sum(n for k, n in bins.items() if lo <= k < hi)
+        if not sent:
+            continue
+        got = sum(n for k, n in recv_bins.get(pair, {}).items() if lo <= k < hi)
+        out[pair] = (sent, min(got, sent))
     return out
 
 

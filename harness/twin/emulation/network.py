@@ -40,6 +40,10 @@ Fidelity (recorded in :attr:`EmulatedNetwork.fidelity`)
       no propagation delay and ``fidelity["delay"]`` is False.
     * loss: netem ``loss`` if present, else nftables ``numgen random`` drops on the
       sending port's netdev egress hook (``fidelity["loss"]`` names which).
+    * router forwarding capacity: with ``router_capacity_mbps`` (the KG's ``cpu`` resources),
+      the controller meters everything each switch receives at ``capacity × bw_scale``
+      (an OpenFlow drop meter, i.e. a policer: excess is dropped, not queued);
+      ``fidelity["router_capacity"]`` says whether it is on.
     * ARP: static neighbour entries on every host; no ARP or broadcast traffic.
 """
 
@@ -166,11 +170,14 @@ class EmulatedNetwork:
     prefix : run name prefix (``ani`` + 3 chars); random by default.
     controller : start the ani os-ken controller and wait until routes are installed.
     shape : shape router-router links with HTB.
+    router_capacity_mbps : ``{router: Mbit/s}`` forwarding capacities (KG units, scaled by
+        ``bw_scale`` like links); routers without one forward at line rate.
     """
 
     def __init__(self, topology: nx.Graph, run_dir: str | Path, *, bw_scale: float = DEFAULT_BW_SCALE,
                  datapath: str = "auto", prefix: str | None = None, controller: bool = True,
-                 shape: bool = True, ready_timeout: float = 60.0):
+                 shape: bool = True, ready_timeout: float = 60.0,
+                 router_capacity_mbps: dict[str, float] | None = None):
         if topology.number_of_nodes() == 0:
             raise EmulationError("the topology has no routers")
         if prefix is not None and not re.fullmatch(r"ani[0-9a-z]{3}", prefix):
@@ -189,6 +196,11 @@ class EmulatedNetwork:
         if len(self.routers) > 9999:
             raise EmulationError(f"{len(self.routers)} routers is more than the emulation supports (9999)")
         self.index = {r: i + 1 for i, r in enumerate(self.routers)}
+        unknown = sorted(set(router_capacity_mbps or {}) - set(self.routers))
+        if unknown:
+            raise EmulationError(f"router_capacity_mbps names routers not in the topology: {unknown[:5]}")
+        #: router -> emulated forwarding capacity (Mbit/s, scaled and clamped like link rates)
+        self.router_capacity = {r: self._rate(float(c)) for r, c in (router_capacity_mbps or {}).items() if c}
         self.prefix = ""
         self.fidelity: dict = {}
         self.controller = None          # ControllerProcess
@@ -270,7 +282,9 @@ class EmulatedNetwork:
         return {"prefix": self.prefix,
                 "routers": [{"name": r, "dpid": self.index[r], "host_ip": self.host_ip(r),
                              "host_mac": self.host_mac(r), "host_port": HOST_PORT,
-                             "bridge": self.bridge(r), "netns": self.netns(r)} for r in self.routers],
+                             "bridge": self.bridge(r), "netns": self.netns(r),
+                             **({"capacity_mbps": self.router_capacity[r]} if r in self.router_capacity else {})}
+                            for r in self.routers],
                 "links": [dict(l) for l in self._links.values()]}
 
     # ------------------------------------------------------------------ life cycle
@@ -321,6 +335,8 @@ class EmulatedNetwork:
             "loss": "netem" if caps["netem"] else ("nftables-numgen" if caps["nft"] else None),
             "tx_offload": "on" if kernel else "off on host interfaces",
             "arp": "static entries on hosts",
+            "router_capacity": ("OpenFlow drop meter per switch at cpu capacity x bw_scale"
+                                if self.router_capacity and self.want_controller else None),
             "routers": len(self.routers), "links": len(self._links),
             "controller": "os-ken ani_controller (OpenFlow 1.3)" if self.want_controller else None,
         }
@@ -729,6 +745,8 @@ class EmulatedNetwork:
         if self.client is not None:
             self.client.rollback()
             self.client.undo_mitigation("all")
+            if self.router_capacity:
+                self.client.router_capacity()
 
     @property
     def injected(self) -> dict:

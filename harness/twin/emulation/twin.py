@@ -29,8 +29,10 @@ KPIs (per window, from the monitored pairs = the KG flows, or a sample when ther
 than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     latency_ms_mean / p95: per pair mean of RTT/2 (a one-way *estimate*), then mean and
     95th percentile over the pairs that answered.
-    loss_pct: unanswered echo requests / sent, pooled over the pairs (a round-trip probe
-    loss, not traffic-weighted).
+    loss_pct: traffic-weighted with background traffic: background packets offered in the
+    window (by send time) that never arrived, over all offered (every KG flow, whatever
+    is monitored; see :mod:`.background`).  Without background: unanswered echo requests /
+    sent, pooled over the pairs.  ``meta["probe_loss_pct"]`` has the probe loss per phase.
     reroute_time_ms_max / mean: per pair that lost a probe after the window's trigger (the
     first event for ``failure``, the mitigation for ``mitigated``, the window start for
     ``baseline``) and got replies again before the window ended: its longest reply gap
@@ -38,11 +40,21 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     max_link_util, congested_links (>= 0.8): from the controller's port byte counters over
     the window, as a share of the link's current shaped rate, busier direction; down links
     left out.
-    unreachable_pairs: pairs with >= 95 % probe loss in the window's last second.
+    unreachable_pairs: monitored flows with >= 95 % loss in the window's last second: of
+    their own background packets (one-way, as the flow twin counts) when they offered at
+    least :data:`MIN_LAST_PACKETS` there, else of their probes (round trip: a broken
+    reverse path also counts).
     impacted_nodes: :func:`harness.twin.kpi.impacted_routers` with broken = unreachable or
-    probe loss above the flow's service SLA loss bound (the latency SLA is not checked: no
-    propagation delay is emulated without netem).
+    loss above the flow's service SLA loss bound: the loss of the flow's own background
+    packets when it offered at least :data:`MIN_TRAFFIC_PACKETS` in the window (a policer
+    drops full-size packets more than small probes), else its probe loss.  The latency SLA
+    is not checked: no propagation delay is emulated without netem.
     cascade_depth: None (the emulation injects no induced failures).
+
+Per-event KPIs: every timeline record (an event injected, or ended because its duration is
+over) gets the same KPIs over its own window, from the record to the next one (the last:
+to the end of the failure window), ``window_s`` long; utilisation there only where the
+controller's port counters were refreshed within the window (they are polled each second).
 """
 
 from __future__ import annotations
@@ -59,15 +71,20 @@ from harness.mitigate import FailureView, plan
 from harness.scenario.model import Scenario
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
-from harness.twin.emulation.background import Background, plan_background
+from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
 from harness.twin.emulation.inject import Injector, wait_until
-from harness.twin.emulation.measure import latency_stats, parse_probe, port_utilisation
+from harness.twin.emulation.measure import latency_stats, parse_probe, port_utilisation, traffic_loss
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
 from harness.twin.emulation.probes import Probes
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
 
 #: Monitored pairs when the KG has more flows than this: a deterministic sample.
 DEFAULT_MAX_PAIRS = 132
+#: Background packets a flow must have offered in a window for its loss to be judged on them
+#: (fewer: on its probes).
+MIN_TRAFFIC_PACKETS = 20
+#: ... and in the window's last second for its reachability to be (one-way, like a flow).
+MIN_LAST_PACKETS = 5
 #: Probe loss (share) over a window's last second that counts a pair as unreachable.
 UNREACHABLE_LOSS = 0.95
 #: The doctor checks the twin cannot run without (plus every check the doctor marks required).
@@ -117,7 +134,7 @@ class EmulationTwin:
     settle_s : wait after the last event / the mitigation before the next window.
     probe_interval_s : ping interval of the probes (0.04 s = 25 Hz).
     max_pairs : at most this many monitored pairs (a covering sample beyond).
-    max_senders : at most this many concurrent surge / attack / overload senders per event.
+    max_senders : at most this many concurrent surge / attack senders per event.
     flood_max_pps : per-sender packet rate above which a UDP flood uses iperf3 (a SYN
         flood is capped there).
     background : replay the KG's traffic matrix as background traffic (default True).
@@ -233,7 +250,9 @@ class EmulationTwin:
     def _build(self, kg: KnowledgeGraph) -> None:
         self._builds += 1
         d = self.run_dir / f"net{self._builds}"
-        net = EmulatedNetwork(kg.topology, d, bw_scale=self.bw_scale, datapath=self.datapath)
+        cpu = {r: kg.attrs("resource", f"cpu_{r}")["capacity"] for r in kg.routers}
+        net = EmulatedNetwork(kg.topology, d, bw_scale=self.bw_scale, datapath=self.datapath,
+                              router_capacity_mbps=cpu)
         net.start()
         self.net, self._kg, self._runs_on_net = net, kg, 0
         # The first port statistics arrive one polling interval after the switches connect;
@@ -266,6 +285,7 @@ class EmulationTwin:
         timings: dict = {}
         timeline: list[dict] = []
         snaps: dict = {}
+        event_snaps: list[dict] = []     # port counters right after each timeline record
         mitigation_info: dict = {}
         restore_info: dict = {}
         ok = False
@@ -309,7 +329,6 @@ class EmulationTwin:
             # --- inject, in time order, undoing events that end before the last one
             pending_undo = []
             for i, e in events:
-                wait_until(at[i])
                 while pending_undo and pending_undo[0][0] <= at[i]:
                     when, j, ej = pending_undo.pop(0)
                     wait_until(when)
@@ -317,6 +336,8 @@ class EmulationTwin:
                     timeline.append({"index": j, "t": ej.end(), "event_type": ej.event_type, "target": ej.target,
                                      "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
                                      "ended": True, **rec})
+                    event_snaps.append(self._ports(net))
+                wait_until(at[i])
                 t = time.time()
                 rec = inj.inject(i, e)
                 timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
@@ -324,6 +345,7 @@ class EmulationTwin:
                                  "wall_offset_s": round(at[i] - t_inj, 4), "injected_at": t,
                                  "lag_ms": round((t - at[i]) * 1000, 2),
                                  "took_ms": round((time.time() - t) * 1000, 2), **rec})
+                event_snaps.append(self._ports(net))
                 end = e.end()
                 if end <= t_last:
                     pending_undo.append((at[i] + (end - e.timestamp) * scale, i, e))
@@ -334,6 +356,7 @@ class EmulationTwin:
                 timeline.append({"index": j, "t": ej.end(), "event_type": ej.event_type, "target": ej.target,
                                  "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
                                  "ended": True, **rec})
+                event_snaps.append(self._ports(net))
             t_first_inj = min((x["injected_at"] for x in timeline if not x.get("ended")), default=t_inj)
             if time.time() > t_f0:   # injection overran its plan: shift the later windows
                 shift = time.time() - t_f0
@@ -369,6 +392,7 @@ class EmulationTwin:
             probes.stop()
             if bg is not None:
                 bg_info.update(bg.stop())
+                bg_info["bins_per_s"] = BINS_PER_S
             achieved = inj.collect()
             rates_m = {l: inj.current_rate(l) for l in kg.links}
             failed_m = inj.failed_links()
@@ -384,20 +408,38 @@ class EmulationTwin:
         for (s, d) in pairs:
             path = probes.out_dir / f"{s}__{d}.txt"
             parsed[(s, d)] = parse_probe(path.read_text(errors="replace"), s, d, self.probe_interval_s)
-        rows = {
-            "baseline": self._row(kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
-                                  port_utilisation(snaps["b0"], snaps["b1"], {l: net._links[l]["rate_mbps"]
-                                                                              for l in kg.links}, set())),
-            "failure": self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1, t_first_inj,
-                                 set(net_down_routers_at_failure(timeline)), util_f, trigger_end=t_f1),
-        }
-        if mitigation:
-            util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
-            rows["mitigated"] = self._row(kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit,
-                                          set(net_down_routers_at_failure(timeline)), util_m)
+        def traffic(a: float, b: float):
+            return traffic_loss(bg.sent_bins, bg.recv_bins, a, b, BINS_PER_S) if bg is not None else {}
+
         windows = {"baseline": (t_b0, t_inj), "failure": (t_f0, t_f1)}
         if mitigation:
             windows["mitigated"] = (t_m0, t_end)
+        probe_loss: dict = {}
+        rows = {}
+        rows["baseline"], probe_loss["baseline"] = self._row(
+            kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
+            port_utilisation(snaps["b0"], snaps["b1"], {l: net._links[l]["rate_mbps"] for l in kg.links}, set()),
+            traffic)
+        down = set(net_down_routers_at_failure(timeline))
+        rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
+                                                           t_first_inj, down, util_f, traffic)
+        if mitigation:
+            util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
+            rows["mitigated"], probe_loss["mitigated"] = self._row(
+                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic)
+        # Per-event KPIs: each timeline record's window runs from it to the next record (the
+        # last one: to the end of the failure window), measured like the phases.
+        for k, rec in enumerate(timeline):
+            a = rec["injected_at"]
+            b = max(timeline[k + 1]["injected_at"] if k + 1 < len(timeline) else t_f1, a + 1e-3)
+            down_k = set(net_down_routers_at_failure(timeline[:k + 1]))
+            skip = failed_links | {l for l in kg.links if set(kg.link_ends(l)) & down_k}
+            util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
+                                      rates, skip)
+            row_k, ploss_k = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
+                                       traffic)
+            rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
+                       congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
         pair_loss = {}
         for ph, (a, b) in windows.items():
             pair_loss[ph] = {}
@@ -406,6 +448,9 @@ class EmulationTwin:
                 sent, ok_, _ = parsed[(fa["src"], fa["dst"])].window(a, b)
                 if sent and ok_ < sent:
                     pair_loss[ph][f] = round(100.0 * (sent - ok_) / sent, 2)
+        traffic_pair_loss = {ph: {f"{src}>{dst}": [sent, round(100.0 * (sent - got) / sent, 2)]
+                                  for (src, dst), (sent, got) in sorted(traffic(a, b).items()) if got < sent}
+                             for ph, (a, b) in windows.items()} if bg is not None else None
         for rec in timeline:
             if not rec.get("ended") and rec["index"] in achieved:
                 gens = achieved[rec["index"]]
@@ -422,6 +467,7 @@ class EmulationTwin:
                     f"controller (delay-shortest routing, failover on port status)",
                     f"link rates shaped with {fid.get('shaping')} at capacity x {self.bw_scale:g}",
                     f"random loss via {fid.get('loss')}",
+                    *([f"router forwarding capacity: {fid['router_capacity']}"] if fid.get("router_capacity") else []),
                     "failures, shaping, floods (Scapy/iperf3), surges (iperf3) and misconfigurations injected on "
                     "the live network",
                     "latency, loss, reroute gaps and reachability from ICMP probes; utilisation from port counters"]
@@ -434,9 +480,9 @@ class EmulationTwin:
                             f"{bg_info.get('achieved_mbps', 0.0):.4g} Mbit/s sent, one paced sender per source")
         not_modelled = ["cascade_depth (no induced failures are injected)",
                         *([] if self.background else
-                          ["the KG's baseline demand as background traffic (only probes, surges, attacks and "
-                           "overload load flow)"]),
-                        "traffic-weighted loss (loss_pct is probe loss over monitored pairs)",
+                          ["traffic-weighted loss (loss_pct is probe loss over monitored pairs)",
+                           "the KG's baseline demand as background traffic (only probes, surges and attacks "
+                           "flow, so a router overload has nothing to drop)"]),
                         "load-aware rerouting (the controller's reroute avoids links by penalty, by delay)"]
         if fid.get("delay"):
             modelled.append("propagation delay per link (netem)")
@@ -454,13 +500,22 @@ class EmulationTwin:
             "probe_interval_s": self.probe_interval_s,
             "probe_rate_hz_min": round(min((_rate(p) for p in parsed.values()), default=0.0), 2),
             "latency_note": "one-way latency estimated as RTT/2 of ICMP probes",
-            "loss_note": "round-trip probe loss pooled over monitored pairs, not traffic-weighted",
-            "unreachable_rule": f">= {UNREACHABLE_LOSS:.0%} probe loss in the window's last second",
+            "loss_note": ("loss_pct is traffic-weighted: background packets offered in the window that never "
+                          "arrived (counted by send-time bin at sender and receiver); probe_loss_pct is the "
+                          "round-trip ICMP probe loss" if bg is not None else
+                          "round-trip probe loss pooled over monitored pairs, not traffic-weighted (no background "
+                          "traffic)"),
+            "probe_loss_pct": probe_loss,
+            "unreachable_rule": (f">= {UNREACHABLE_LOSS:.0%} loss in the window's last second, of the flow's "
+                                 f"background packets (one-way) when it sent >= {MIN_LAST_PACKETS} there, else of "
+                                 f"its probes (round trip)"),
             "reroute_note": "longest reply gap minus one probe interval, over pairs that lost probes after the "
                             "trigger and recovered within the window",
             "senders": inj.notes,
             "background": bg_info,
             "pair_loss_pct": pair_loss,   # per phase: monitored pairs (flow names) that lost probes
+            # per phase: background pairs "src>dst" that lost packets: [offered packets, loss %]
+            "traffic_pair_loss": traffic_pair_loss,
             "load_avg": {"before": [round(x, 2) for x in load_before], "after": [round(x, 2) for x in load_after],
                          "cpus": cpus, "loaded": loaded,
                          "note": "heavy load inflates RTT" if loaded else "not loaded"},
@@ -532,8 +587,16 @@ class EmulationTwin:
             info["rebuilt"] = f"baseline unhealthy after restore ({reason}); network rebuilt as {self.net.prefix}"
         return info
 
-    def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util, trigger_end=None) -> KPIRow:
+    def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util,
+             traffic=None) -> tuple[KPIRow, float | None]:
+        """The KPI row of window ``[a, b)`` and the window's probe loss (%).
+
+        ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
+        sent in ``[a, b)``; with packets, loss is traffic-weighted and a flow's loss and
+        reachability are judged on its own packets (see the module doc)."""
+        win = traffic(a, b) if traffic else {}
         last = max(a, b - 1.0)
+        win_last = traffic(last, b) if traffic else {}
         sent = lost = 0
         lat_pairs = []
         broken: dict[str, bool] = {}
@@ -548,28 +611,41 @@ class EmulationTwin:
             if rtts:
                 lat_pairs.append(sum(rtts) / len(rtts) / 2.0)
             s_last, ok_last, _ = p.window(last, b)
-            unreach = s_last > 0 and (s_last - ok_last) / s_last >= UNREACHABLE_LOSS
+            off_last, got_last = win_last.get((fa["src"], fa["dst"]), (0, 0))
+            if off_last >= MIN_LAST_PACKETS:    # one-way, on the flow's own packets
+                unreach = (off_last - got_last) / off_last >= UNREACHABLE_LOSS
+            else:                               # round trip, on its probes
+                unreach = s_last > 0 and (s_last - ok_last) / s_last >= UNREACHABLE_LOSS
             unreachable += int(unreach)
             sla = kg.attrs("service", fa["service"])["sla_loss_pct"]
-            broken[f] = bool(unreach or (s and 100.0 * (s - ok_) / s > sla))
+            offered, got = win.get((fa["src"], fa["dst"]), (0, 0))
+            if offered >= MIN_TRAFFIC_PACKETS:     # the flow's own packets, else its probes
+                flow_loss = 100.0 * (offered - got) / offered
+            else:
+                flow_loss = 100.0 * (s - ok_) / s if s else 0.0
+            broken[f] = bool(unreach or flow_loss > sla)
             if trigger is not None:
                 g = p.disruption_s(trigger, b)
                 if g:
                     reroute.append(g * 1000.0)
         impacted = impacted_routers(kg, broken, failed_routers)
         mean, p95 = latency_stats(lat_pairs)
+        probe_loss = round(100.0 * lost / sent, 6) if sent else None
+        offered = sum(o for o, _ in win.values())
+        loss = (round(100.0 * (offered - sum(r for _, r in win.values())) / offered, 6)
+                if offered else probe_loss)
         live = {l: u["util"] for l, u in util.items()}
         congested = sorted(l for l, u in live.items() if u >= CONGESTION_THRESHOLD)
         return KPIRow(
             scenario_id=sid, twin=self.name, phase=phase,
             latency_ms_mean=mean, latency_ms_p95=p95,
-            loss_pct=round(100.0 * lost / sent, 6) if sent else None,
+            loss_pct=loss,
             reroute_time_ms_max=round(max(reroute), 3) if reroute else 0.0,
             reroute_time_ms_mean=round(sum(reroute) / len(reroute), 3) if reroute else 0.0,
             max_link_util=round(max(live.values()), 6) if live else None,
             congested_links=len(congested), congested_link_names=congested,
             impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
-            unreachable_pairs=unreachable, cascade_depth=None)
+            unreachable_pairs=unreachable, cascade_depth=None), probe_loss
 
 
 def net_down_routers_at_failure(timeline: list[dict]) -> list[str]:

@@ -1,0 +1,142 @@
+"""Every event type on the emulation twin (root, real OVS + os-ken), beside the flow twin:
+router overload (the controller's router capacity meter), traffic surge (iperf3) and its
+rate limit, link degradation that ends before the failure window (per-event KPIs show
+it, the failure window does not), wrong next hop (a forwarding loop) and its rollback,
+and the traffic-weighted loss of the background replay."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from harness.kg.build import build_kg
+from harness.scenario.validate import validate_scenario
+from harness.twin.emulation.measure import traffic_loss
+from harness.twin.emulation.twin import EmulationTwin
+from harness.twin.flow.twin import FlowTwin
+
+RING = [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A")]
+
+
+def scenario(kg, sid, *events):
+    return validate_scenario(kg, {"id": sid, "events": list(events)})
+
+
+def test_traffic_loss_counts_packets_by_send_time_bin():
+    sent = {("A", "B"): {100: 10, 101: 10, 102: 10}, ("A", "C"): {101: 4}}
+    recv = {("A", "B"): {100: 10, 101: 5, 102: 5}, ("A", "D"): {101: 3}}   # A->D offered nothing
+    # window [10.1, 10.3) holds bins 101 and 102 (10 bins per second)
+    assert traffic_loss(sent, recv, 10.1, 10.3, 10) == {("A", "B"): (20, 10), ("A", "C"): (4, 0)}
+    assert traffic_loss(sent, recv, 10.0, 10.1, 10) == {("A", "B"): (10, 10)}
+    assert traffic_loss({("A", "B"): {100: 4}}, {("A", "B"): {100: 6}}, 10.0, 10.1, 10) == {("A", "B"): (4, 4)}
+    assert traffic_loss(sent, recv, 20.0, 21.0, 10) == {}
+    # only whole bins: [10.05, 10.25) holds bin 101 alone (100 and 102 straddle its ends)
+    assert traffic_loss(sent, recv, 10.05, 10.25, 10) == {("A", "B"): (10, 5), ("A", "C"): (4, 0)}
+    assert traffic_loss(sent, recv, 10.05, 10.15, 10) == {}
+
+
+@pytest.fixture(scope="module")
+def ring(tmp_path_factory, graph):
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    kg = build_kg(graph(RING))
+    with EmulationTwin(run_dir=tmp_path_factory.mktemp("events")) as twin:
+        yield twin, kg
+
+
+@pytest.mark.root
+def test_router_overload_drops_at_the_router_meter(ring):
+    twin, kg = ring
+    over = scenario(kg, "overload", {"event_type": "router_overload", "target": "B", "timestamp": 5,
+                                     "params": {"capacity_factor": 0.3}})
+    r = twin.run(kg, over, "auto")
+    meters = twin.net.client.meters()
+    base, fail, mit = r.row("baseline"), r.row("failure"), r.row("mitigated")
+    cap = twin.net.router_capacity["B"]
+    assert cap == pytest.approx(kg.attrs("resource", "cpu_B")["capacity"] * 1e-3, rel=1e-5)
+    assert r.timeline[0]["capacity_mbps"] == pytest.approx(0.3 * cap, rel=1e-5)
+    # B's meter dropped packets; nobody else's did (their capacity is twice their load)
+    assert meters["B"]["dropped_packets"] > 100
+    assert all(m["dropped_packets"] == 0 for r_, m in meters.items() if r_ != "B"), meters
+    assert base.loss_pct < 3.0
+    assert fail.loss_pct > base.loss_pct + 10.0, (base.loss_pct, fail.loss_pct)
+    assert "B" in fail.impacted_node_names
+    # auto = reroute around B's links: transit avoids B, only B's own flows still cross it
+    assert mit.loss_pct < 0.8 * fail.loss_pct, (fail.loss_pct, mit.loss_pct)
+    flow = FlowTwin().run(kg, over, "auto")
+    assert flow.row("failure").loss_pct > 10.0 and "B" in flow.row("failure").impacted_node_names
+    assert any("router forwarding capacity" in m for m in r.modelled)
+    assert twin.net.client.health()["router_capacity_changed"] == {}    # restored after the run
+    print(f"overload B x0.3: loss emulation {base.loss_pct:.1f} -> {fail.loss_pct:.1f} -> {mit.loss_pct:.1f} % "
+          f"(probes {r.meta['probe_loss_pct']}), flow {flow.row('failure').loss_pct:.1f} -> "
+          f"{flow.row('mitigated').loss_pct:.1f} %; B meter dropped {meters['B']['dropped_packets']} packets")
+
+
+@pytest.mark.root
+def test_traffic_surge_congests_and_rate_limit_relieves(ring):
+    twin, kg = ring
+    surge = scenario(kg, "surge", {"event_type": "traffic_surge", "target": "C", "timestamp": 5,
+                                   "params": {"sources": ["A"], "multiplier": 12.0}})
+    r = twin.run(kg, surge, "rate_limit")
+    base, fail, mit = r.row("baseline"), r.row("failure"), r.row("mitigated")
+    ach = r.timeline[0]["achieved"][0]
+    assert ach["generator"] == "iperf3" and ach["src"] == "A" and ach["dst"] == "C"
+    demand = next(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows
+                  if kg.attrs("flow", f)["src"] == "A" and kg.attrs("flow", f)["dst"] == "C")
+    assert ach["target_mbps"] == pytest.approx(11.0 * demand * 1e-3, rel=1e-4)
+    assert fail.max_link_util > max(0.8, base.max_link_util + 0.2), (base.max_link_util, fail.max_link_util)
+    assert fail.loss_pct > base.loss_pct + 2.0, (base.loss_pct, fail.loss_pct)
+    assert r.mitigation["actions"][0]["action"] == "rate_limit" and r.mitigation["actions"][0]["router"] == "A"
+    assert mit.loss_pct < 0.75 * fail.loss_pct, (fail.loss_pct, mit.loss_pct)
+    # The flow twin splits A->C over both ring halves (ECMP) where the controller pins one
+    # path, and past 1.5 x its forwarding capacity it fails router A (a Motter-Lai cascade the
+    # emulation does not inject): both lose traffic, and the rate limit helps on both.
+    flow = FlowTwin().run(kg, surge, "rate_limit")
+    assert flow.row("failure").loss_pct > 2.0 and flow.row("mitigated").loss_pct < flow.row("failure").loss_pct
+    print(f"surge A->C x12 ({ach['achieved_mbps']} Mbit/s): util {base.max_link_util:.2f} -> {fail.max_link_util:.2f} "
+          f"-> {mit.max_link_util:.2f}; loss {fail.loss_pct:.1f} -> {mit.loss_pct:.1f} % "
+          f"(flow twin {flow.row('failure').loss_pct:.1f} -> {flow.row('mitigated').loss_pct:.1f} %)")
+
+
+@pytest.mark.root
+def test_degradation_that_ends_shows_only_in_its_own_event_window(ring):
+    twin, kg = ring
+    sc = scenario(kg, "degrade-then-cut",
+                  {"event_type": "link_degradation", "target": "A-B", "timestamp": 0, "duration_s": 10,
+                   "params": {"loss_pct": 40.0, "capacity_factor": 1.0}},
+                  {"event_type": "fiber_link_failure", "target": "C-D", "timestamp": 40, "independent": True})
+    r = twin.run(kg, sc, None)
+    tl = r.timeline
+    assert [(x["index"], bool(x.get("ended"))) for x in tl] == [(0, False), (0, True), (1, False)]
+    degraded, ended, cut = tl
+    # 40 % loss per crossing of A-B, on the pairs that cross it, while it lasts
+    assert degraded["loss_pct"] > 5.0 and degraded["probe_loss_pct"] > 5.0, degraded
+    assert degraded["window_s"] == pytest.approx(ended["injected_at"] - degraded["injected_at"], abs=1e-3)
+    assert ended["loss_pct"] < degraded["loss_pct"] / 3, (degraded["loss_pct"], ended["loss_pct"])
+    assert cut["reroute_time_ms_max"] is not None and cut["unreachable_pairs"] == 0
+    # the failure window comes after the degradation ended: its loss is gone there
+    assert r.row("failure").loss_pct < degraded["loss_pct"] / 3
+    assert twin.net.injected["loss"] == {} and twin.net.injected["down_links"] == []
+    flow = FlowTwin().run(kg, sc)
+    assert flow.timeline[0]["loss_pct"] > 5.0 and flow.row("failure").loss_pct < 1.0
+    print(f"degradation 40 %: event window loss {degraded['loss_pct']:.1f} % (probes {degraded['probe_loss_pct']:.1f} %, "
+          f"flow twin {flow.timeline[0]['loss_pct']:.1f} %), after it ended {ended['loss_pct']:.2f} %")
+
+
+@pytest.mark.root
+def test_wrong_next_hop_loops_until_rollback(tmp_path, graph):
+    kg = build_kg(graph([("A", "B"), ("B", "C")]))
+    mis = scenario(kg, "wnh", {"event_type": "misconfiguration", "target": "B", "timestamp": 5,
+                               "params": {"mode": "wrong_next_hop", "destinations": ["C"], "next_hop": "A"}})
+    with EmulationTwin(run_dir=tmp_path) as twin:
+        r = twin.run(kg, mis, "rollback")
+        assert twin.net.client.health()["misconfigs"] == []
+    fail, mit = r.row("failure"), r.row("mitigated")
+    # B sends C's traffic back to A, A to B again: A->C and B->C loop until their TTL expires
+    assert fail.unreachable_pairs == 2, fail
+    assert mit.unreachable_pairs == 0 and mit.loss_pct < 5.0, mit
+    flow = FlowTwin().run(kg, mis, "rollback")
+    assert flow.row("failure").unreachable_pairs == fail.unreachable_pairs
+    assert set(flow.row("failure").impacted_node_names) == set(fail.impacted_node_names)
+    assert r.timeline[0]["unreachable_pairs"] == 2
