@@ -63,9 +63,10 @@ def route_match(dst_ip: str) -> dict:
     return {"eth_type": ETH_IPV4, "ipv4_dst": dst_ip}
 
 
-def route_flows(table: dict, router: str, host_ips: dict[str, str]) -> list[dict]:
-    """Every route flow of ``router`` from a route table ``{(router, dst): port}``."""
-    return [route_flow(host_ips[dst], port) for (r, dst), port in sorted(table.items()) if r == router]
+def route_flows(routes: dict[str, int], host_ips: dict[str, str]) -> list[dict]:
+    """Every route flow of one router from its routes ``{dst_router: out_port}``
+    (:func:`controllers.routing.by_router`)."""
+    return [route_flow(host_ips[dst], port) for dst, port in sorted(routes.items())]
 
 
 def blackhole_flow(dst_ip: str, misconfig_id: int) -> dict:

@@ -96,6 +96,14 @@ def diff(old: RouteTable, new: RouteTable) -> tuple[RouteTable, set]:
     return changed, removed
 
 
+def by_router(table: RouteTable) -> dict[str, dict[str, int]]:
+    """A route table indexed by router: ``{router: {dst_router: out_port}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for (router, dst), port in table.items():
+        out.setdefault(router, {})[dst] = port
+    return out
+
+
 def neighbour_port(topo: dict, router: str, neighbour: str) -> int:
     """The port of ``router`` facing ``neighbour``; ``KeyError`` if they are not adjacent."""
     for link in topo["links"]:

@@ -104,6 +104,9 @@ def test_route_flows_for_one_router():
     topo = ring_topo()
     t = routing.route_table(topo)
     ips = {r["name"]: r["host_ip"] for r in topo["routers"]}
-    fl = flows.route_flows(t, "R0", ips)
+    routes = routing.by_router(t)
+    assert set(routes) == {r["name"] for r in topo["routers"]}
+    assert routes["R0"] == {d: p for (r, d), p in t.items() if r == "R0"}
+    fl = flows.route_flows(routes["R0"], ips)
     assert len(fl) == 4
     assert {f["match"]["ipv4_dst"] for f in fl} == set(ips.values())

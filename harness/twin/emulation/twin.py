@@ -49,7 +49,8 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     packets when it offered at least :data:`MIN_TRAFFIC_PACKETS` in the window (a policer
     drops full-size packets more than small probes), else its probe loss.  The latency SLA
     is not checked: no propagation delay is emulated without netem.
-    cascade_depth: None (the emulation injects no induced failures).
+    cascade_depth: None (the emulation injects no induced failures: an overloaded router
+    drops the excess at its meter and keeps forwarding, where the flow twin fails it).
 
 Per-event KPIs: every timeline record (an event injected, or ended because its duration is
 over) gets the same KPIs over its own window, from the record to the next one (the last:
@@ -483,7 +484,9 @@ class EmulationTwin:
                           ["traffic-weighted loss (loss_pct is probe loss over monitored pairs)",
                            "the KG's baseline demand as background traffic (only probes, surges and attacks "
                            "flow, so a router overload has nothing to drop)"]),
-                        "load-aware rerouting (the controller's reroute avoids links by penalty, by delay)"]
+                        "load-aware rerouting (the controller's reroute avoids links by penalty, by delay)",
+                        "equal-cost multipath: the controller pins one delay-shortest path per destination "
+                        "where the flow twin splits equal-cost paths evenly (differs on ties, e.g. even rings)"]
         if fid.get("delay"):
             modelled.append("propagation delay per link (netem)")
         else:
