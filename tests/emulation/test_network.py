@@ -223,6 +223,10 @@ def test_controller_death_is_reported(tmp_path, graph):
 
 SCRIPT = """
 import sys, time
+# A job a shell starts in the background (`make test &`) has SIGINT ignored, which this
+# child would inherit (Python then never raises KeyboardInterrupt): the test sends SIGINT.
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from conftest import contract_graph
 from harness.twin.emulation.network import EmulatedNetwork

@@ -295,6 +295,10 @@ def test_unhealthy_baseline_after_restore_rebuilds(ring_twin, monkeypatch):
 
 RUN_SCRIPT = """
 import sys
+# A job a shell starts in the background (`make test &`) has SIGINT ignored, which this
+# child would inherit (Python then never raises KeyboardInterrupt): the test sends SIGINT.
+import signal
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, {tests!r})
 from conftest import contract_graph
 from harness.kg.build import build_kg
