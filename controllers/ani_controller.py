@@ -69,6 +69,7 @@ class AniController(app_manager.OSKenApp):
         self.avoid = set()
         self.table = routing.route_table(self.topo)
         self.routes = routing.by_router(self.table)   # router -> {dst: port}
+        self._paths = None                            # GET /paths, cached until a recompute
         self.failovers = []
         self.misconfigs = {}         # id -> record
         self.next_misconfig = 1
@@ -179,6 +180,7 @@ class AniController(app_manager.OSKenApp):
         changed, removed = routing.diff(self.table, new)
         self.table = new
         self.routes = routing.by_router(new)
+        self._paths = None
         per_switch = {}
         for (router, dst), port in changed.items():
             per_switch.setdefault(router, []).append(flows.route_flow(self.host_ips[dst], port))
@@ -372,8 +374,10 @@ class AniController(app_manager.OSKenApp):
 
     def current_paths(self) -> dict:
         with self.lock:
-            p = routing.paths(self.topo, self._down_links(), self.avoid, self.down_routers)
-        return {f"{s}>{d}": path for (s, d), path in sorted(p.items())}
+            if self._paths is None:     # cached until the next recompute
+                p = routing.paths(self.topo, self._down_links(), self.avoid, self.down_routers)
+                self._paths = {f"{s}>{d}": path for (s, d), path in sorted(p.items())}
+            return self._paths
 
     def mitigation(self, body: dict) -> dict:
         action = body.get("action")

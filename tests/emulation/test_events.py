@@ -13,7 +13,7 @@ import pytest
 from harness.kg.build import build_kg
 from harness.scenario.validate import validate_scenario
 from harness.twin.emulation.measure import traffic_loss
-from harness.twin.emulation.twin import EmulationTwin
+from harness.twin.emulation.twin import EmulationTwin, rerouted_pairs
 from harness.twin.flow.twin import FlowTwin
 
 RING = [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A")]
@@ -34,6 +34,22 @@ def test_traffic_loss_counts_packets_by_send_time_bin():
     # only whole bins: [10.05, 10.25) holds bin 101 alone (100 and 102 straddle its ends)
     assert traffic_loss(sent, recv, 10.05, 10.25, 10) == {("A", "B"): (10, 5), ("A", "C"): (4, 0)}
     assert traffic_loss(sent, recv, 10.05, 10.15, 10) == {}
+
+
+def test_rerouted_pairs_are_path_changes_and_failed_elements(graph):
+    kg = build_kg(graph(RING))
+    before = {"A>C": ["A", "B", "C"], "C>A": ["C", "B", "A"], "A>B": ["A", "B"], "B>A": ["B", "A"],
+              "D>C": ["D", "C"], "A>D": ["A", "D"]}
+    after = dict(before, **{"A>C": ["A", "D", "C"]})
+    # A>C changed path: both directions count (a probe's reply takes the reverse path)
+    assert rerouted_pairs(kg, before, after, []) == {("A", "C"), ("C", "A")}
+    # A-B failed during the scenario and came back before `after`: A<->B crossed it too
+    cut = [{"event_type": "fiber_link_failure", "target": "A-B"}]
+    assert rerouted_pairs(kg, before, before, cut) == {("A", "C"), ("C", "A"), ("A", "B"), ("B", "A")}
+    # a failed router reroutes every pair through it; a pair that vanished changed too
+    assert rerouted_pairs(kg, before, before, [{"event_type": "router_failure", "target": "D"}]) == \
+        {("D", "C"), ("C", "D"), ("A", "D"), ("D", "A")}
+    assert rerouted_pairs(kg, before, {k: v for k, v in before.items() if k != "D>C"}, []) == {("D", "C"), ("C", "D")}
 
 
 @pytest.fixture(scope="module")

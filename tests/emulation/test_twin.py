@@ -43,6 +43,12 @@ def test_probe_windows_and_disruption():
     # lost after 100.05, resumed at 100.2: 0.15 s gap from the trigger minus one interval
     assert p.disruption_s(100.05, 100.3) == pytest.approx(0.11)
     assert p.disruption_s(100.21, 100.3) == 0.0          # nothing lost after
+    # a second, later gap (congestion) is not part of the reroute after 100.05
+    later = PING + ("[100.280] no answer yet for icmp_seq=7\n[100.320] no answer yet for icmp_seq=8\n"
+                    "[100.360] no answer yet for icmp_seq=9\n"
+                    "[100.400] 64 bytes from 10.0.0.2: icmp_seq=10 ttl=64 time=1.00 ms\n")
+    assert parse_probe(later, "A", "B", 0.04).disruption_s(100.05, 100.5) == pytest.approx(0.11)
+    assert parse_probe(later, "A", "B", 0.04).disruption_s(100.21, 100.5) == pytest.approx(0.16 - 0.04)
     never = parse_probe(PING.split("[100.200]")[0], "A", "B", 0.04)
     assert never.disruption_s(100.05, 100.3) is None     # cut off, not rerouted
 

@@ -39,23 +39,22 @@ class Probe:
         return sent, ok, rtts
 
     def disruption_s(self, after: float, until: float) -> float | None:
-        """The longest reply gap (counted from ``after`` at the earliest) ending in ``(after, until]`` when a request sent after ``after``
-        went unanswered and replies resumed before ``until``; 0.0 if no request was lost;
-        ``None`` if replies had not resumed by ``until`` (the pair is cut off, not rerouted).
-        Returned as the gap minus one probe interval (time without delivery)."""
+        """The outage that follows ``after``: from ``after`` (or the last reply before the
+        first request lost after it, if later) to the first reply after that lost request,
+        minus one probe interval (time without delivery); 0.0 if no request sent after
+        ``after`` was lost; ``None`` if replies had not resumed after the *last* lost request
+        by ``until`` (the pair is cut off, not rerouted).  Later, separate gaps (congestion,
+        policing) are loss, not part of the reroute."""
         lost = [t for t, ok, _ in self.sends if after - self.interval_s <= t < until and not ok]
         if not lost:
             return 0.0
-        last_lost = max(lost)
+        first_lost, last_lost = min(lost), max(lost)
         if not any(last_lost < r <= until for r in self.reply_times):
             return None
-        # From the trigger (or the last reply before it, if later) to replies resuming.
-        times = [r for r in self.reply_times if r <= until]
-        before = [r for r in times if r <= after]
+        before = [r for r in self.reply_times if r <= first_lost]
         start = max(after, before[-1]) if before else after
-        seq = [start] + [r for r in times if r > after]
-        gap = max((b - a for a, b in zip(seq, seq[1:])), default=0.0)
-        return max(0.0, gap - self.interval_s)
+        resumed = min(r for r in self.reply_times if r > first_lost)
+        return max(0.0, resumed - start - self.interval_s)
 
 
 def parse_probe(text: str, src: str, dst: str, interval_s: float) -> Probe:

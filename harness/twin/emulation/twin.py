@@ -33,10 +33,13 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     window (by send time) that never arrived, over all offered (every KG flow, whatever
     is monitored; see :mod:`.background`).  Without background: unanswered echo requests /
     sent, pooled over the pairs.  ``meta["probe_loss_pct"]`` has the probe loss per phase.
-    reroute_time_ms_max / mean: per pair that lost a probe after the window's trigger (the
-    first event for ``failure``, the mitigation for ``mitigated``, the window start for
-    ``baseline``) and got replies again before the window ended: its longest reply gap
-    minus one probe interval; pairs that never resumed are unreachable, not rerouted.
+    reroute_time_ms_max / mean: per *rerouted* pair (:func:`rerouted_pairs`: the controller's
+    path changed between the snapshots before and after, or crossed a failed link or router)
+    that lost a probe after the window's trigger (the first event for ``failure``, the
+    mitigation for ``mitigated``; none in ``baseline``) and got replies again before the
+    window ended: its longest reply gap minus one probe interval; pairs that never resumed
+    are unreachable, not rerouted.  Gaps on pairs whose path never changed are congestion
+    or policing loss and count in loss, not here.
     max_link_util, congested_links (>= 0.8): from the controller's port byte counters over
     the window, as a share of the link's current shaped rate, busier direction; down links
     left out.
@@ -70,6 +73,7 @@ from harness.errors import ConfigError, ControllerError, EmulationError
 from harness.kg.model import KnowledgeGraph
 from harness.mitigate import FailureView, plan
 from harness.scenario.model import Scenario
+from harness.topology import link_id
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
 from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
@@ -311,6 +315,7 @@ class EmulationTwin:
             for i, e in events:
                 inj.prepare(i, e, start_dir)
             inj.wait_ready()
+            paths0 = net.client.paths()      # the controller's paths before any event
             timings["prepare_s"] = time.time() - t_prep0
             t_b0 = time.time() + 0.1
             t_inj = t_b0 + self.window_s
@@ -366,6 +371,7 @@ class EmulationTwin:
             snaps["f0"] = self._ports(net)
             wait_until(t_f1)
             snaps["f1"] = self._ports(net)
+            paths_f = net.client.paths()
             failed_links = inj.failed_links()
             rates = {l: inj.current_rate(l) for l in kg.links}
             util_f = port_utilisation(snaps["f0"], snaps["f1"], rates, failed_links)
@@ -390,6 +396,7 @@ class EmulationTwin:
                 snaps["m0"] = self._ports(net)
                 wait_until(t_end)
                 snaps["m1"] = self._ports(net)
+                paths_m = net.client.paths()
             probes.stop()
             if bg is not None:
                 bg_info.update(bg.stop())
@@ -415,19 +422,23 @@ class EmulationTwin:
         windows = {"baseline": (t_b0, t_inj), "failure": (t_f0, t_f1)}
         if mitigation:
             windows["mitigated"] = (t_m0, t_end)
+        # Reroute time counts only pairs the controller actually rerouted (a gap on a pair
+        # whose path never changed is congestion or policing loss, not a reroute).
+        rerouted_f = rerouted_pairs(kg, paths0, paths_f, timeline)
+        rerouted_m = rerouted_pairs(kg, paths_f, paths_m, []) if mitigation else set()
         probe_loss: dict = {}
         rows = {}
         rows["baseline"], probe_loss["baseline"] = self._row(
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net._links[l]["rate_mbps"] for l in kg.links}, set()),
-            traffic)
+            traffic, rerouted=set())
         down = set(net_down_routers_at_failure(timeline))
         rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
-                                                           t_first_inj, down, util_f, traffic)
+                                                           t_first_inj, down, util_f, traffic, rerouted_f)
         if mitigation:
             util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
             rows["mitigated"], probe_loss["mitigated"] = self._row(
-                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic)
+                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m)
         # Per-event KPIs: each timeline record's window runs from it to the next record (the
         # last one: to the end of the failure window), measured like the phases.
         for k, rec in enumerate(timeline):
@@ -438,7 +449,7 @@ class EmulationTwin:
             util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
                                       rates, skip)
             row_k, ploss_k = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
-                                       traffic)
+                                       traffic, rerouted_f)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
         pair_loss = {}
@@ -512,7 +523,8 @@ class EmulationTwin:
             "unreachable_rule": (f">= {UNREACHABLE_LOSS:.0%} loss in the window's last second, of the flow's "
                                  f"background packets (one-way) when it sent >= {MIN_LAST_PACKETS} there, else of "
                                  f"its probes (round trip)"),
-            "reroute_note": "longest reply gap minus one probe interval, over pairs that lost probes after the "
+            "rerouted_pairs": {"failure": len(rerouted_f), "mitigated": len(rerouted_m)},
+            "reroute_note": "longest reply gap minus one probe interval, over pairs the controller rerouted that lost probes after the "
                             "trigger and recovered within the window",
             "senders": inj.notes,
             "background": bg_info,
@@ -591,7 +603,7 @@ class EmulationTwin:
         return info
 
     def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util,
-             traffic=None) -> tuple[KPIRow, float | None]:
+             traffic=None, rerouted: set | None = None) -> tuple[KPIRow, float | None]:
         """The KPI row of window ``[a, b)`` and the window's probe loss (%).
 
         ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
@@ -627,7 +639,7 @@ class EmulationTwin:
             else:
                 flow_loss = 100.0 * (s - ok_) / s if s else 0.0
             broken[f] = bool(unreach or flow_loss > sla)
-            if trigger is not None:
+            if trigger is not None and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
                 g = p.disruption_s(trigger, b)
                 if g:
                     reroute.append(g * 1000.0)
@@ -649,6 +661,33 @@ class EmulationTwin:
             congested_links=len(congested), congested_link_names=congested,
             impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
             unreachable_pairs=unreachable, cascade_depth=None), probe_loss
+
+
+def rerouted_pairs(kg: KnowledgeGraph, before: dict, after: dict, timeline: list[dict]) -> set[tuple[str, str]]:
+    """Router pairs ``(s, d)`` whose probes were rerouted: the controller's path ``s>d`` or
+    ``d>s`` differs between the ``before`` and ``after`` snapshots of ``GET /paths``, or
+    crossed a link or router that an event in ``timeline`` failed (also if it came back
+    before ``after``)."""
+    failed_links: set[str] = set()
+    failed_routers: set[str] = set()
+    for rec in timeline:
+        t = rec["event_type"]
+        if t == "fiber_link_failure":
+            failed_links.add(rec["target"])
+        elif t == "srlg_failure":
+            failed_links |= set(kg.attrs("srlg", rec["target"])["links"])
+        elif t == "router_failure":
+            failed_routers.add(rec["target"])
+    out: set[tuple[str, str]] = set()
+    for key in set(before) | set(after):
+        s, d = key.split(">", 1)
+        path = before.get(key)
+        hit = path != after.get(key) or (path is not None and (
+            bool(failed_routers & set(path))
+            or any(link_id(u, v) in failed_links for u, v in zip(path, path[1:]))))
+        if hit:
+            out |= {(s, d), (d, s)}
+    return out
 
 
 def net_down_routers_at_failure(timeline: list[dict]) -> list[str]:
