@@ -18,6 +18,7 @@ import time
 
 from harness.cli.kg import kg_from_ref
 from harness.scenario.validate import validate_scenario
+from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.twin import EmulationTwin
 
 
@@ -51,11 +52,13 @@ def main() -> None:
     ap.add_argument("--topology", default="topozoo/Geant2012")
     ap.add_argument("-n", type=int, default=12, help="scenarios to run")
     ap.add_argument("--window", type=float, default=2.0, help="measurement window (s)")
+    ap.add_argument("--max-hop-pps", type=float, default=DEFAULT_BG_MAX_HOP_PPS,
+                    help="background budget in switch traversals per second")
     args = ap.parse_args()
     kg = kg_from_ref(args.topology)
     scs = scenarios(kg, args.n)
     load0 = os.getloadavg()
-    with EmulationTwin(window_s=args.window) as twin:
+    with EmulationTwin(window_s=args.window, background_max_hop_pps=args.max_hop_pps) as twin:
         t0 = time.perf_counter()
         twin.network(kg)
         bringup = time.perf_counter() - t0
