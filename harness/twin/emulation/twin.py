@@ -63,6 +63,7 @@ controller's port counters were refreshed within the window (they are polled eac
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -324,44 +325,33 @@ class EmulationTwin:
             t_f1 = t_f0 + self.window_s
             t_m0 = t_f1 + self.settle_s if mitigation else t_f1
             t_end = t_m0 + self.window_s if mitigation else t_f1
+            # events whose duration is over before the last event are undone at their scaled end
+            undo_at = {i: at[i] + (e.end() - e.timestamp) * scale for i, e in events if e.end() <= t_last}
             for i, e in events:
-                end = e.end()
-                undo_at = at[i] + (end - e.timestamp) * scale if end <= t_last else None
-                inj.schedule(i, at[i], undo_at if undo_at is not None else t_end + 0.2)
+                inj.schedule(i, at[i], undo_at.get(i, t_end + 0.2))
             wait_until(t_b0)
             snaps["b0"] = self._ports(net)
             wait_until(t_inj)
             snaps["b1"] = self._ports(net)
-            # --- inject, in time order, undoing events that end before the last one
-            pending_undo = []
-            for i, e in events:
-                while pending_undo and pending_undo[0][0] <= at[i]:
-                    when, j, ej = pending_undo.pop(0)
-                    wait_until(when)
-                    rec = inj.undo(j, ej)
-                    timeline.append({"index": j, "t": ej.end(), "event_type": ej.event_type, "target": ej.target,
+            # --- inject and undo in time order; an undo goes after its own injection and
+            # before any injection due at the same time
+            steps = sorted([(at[i], k, 1, i, e) for k, (i, e) in enumerate(events)]
+                           + [(undo_at[i], k, 2, i, e) for k, (i, e) in enumerate(events) if i in undo_at])
+            for when, _, kind, i, e in steps:
+                wait_until(when)
+                t = time.time()
+                if kind == 1:
+                    rec = inj.inject(i, e)
+                    timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
+                                     "severity": e.severity, "params": dict(e.params),
+                                     "wall_offset_s": round(when - t_inj, 4), "injected_at": t,
+                                     "lag_ms": round((t - when) * 1000, 2),
+                                     "took_ms": round((time.time() - t) * 1000, 2), **rec})
+                else:
+                    rec = inj.undo(i, e)
+                    timeline.append({"index": i, "t": e.end(), "event_type": e.event_type, "target": e.target,
                                      "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
                                      "ended": True, **rec})
-                    event_snaps.append(self._ports(net))
-                wait_until(at[i])
-                t = time.time()
-                rec = inj.inject(i, e)
-                timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
-                                 "severity": e.severity, "params": dict(e.params),
-                                 "wall_offset_s": round(at[i] - t_inj, 4), "injected_at": t,
-                                 "lag_ms": round((t - at[i]) * 1000, 2),
-                                 "took_ms": round((time.time() - t) * 1000, 2), **rec})
-                event_snaps.append(self._ports(net))
-                end = e.end()
-                if end <= t_last:
-                    pending_undo.append((at[i] + (end - e.timestamp) * scale, i, e))
-                    pending_undo.sort(key=lambda x: x[0])
-            for when, j, ej in pending_undo:
-                wait_until(when)
-                rec = inj.undo(j, ej)
-                timeline.append({"index": j, "t": ej.end(), "event_type": ej.event_type, "target": ej.target,
-                                 "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
-                                 "ended": True, **rec})
                 event_snaps.append(self._ports(net))
             t_first_inj = min((x["injected_at"] for x in timeline if not x.get("ended")), default=t_inj)
             if time.time() > t_f0:   # injection overran its plan: shift the later windows
@@ -416,6 +406,7 @@ class EmulationTwin:
         for (s, d) in pairs:
             path = probes.out_dir / f"{s}__{d}.txt"
             parsed[(s, d)] = parse_probe(path.read_text(errors="replace"), s, d, self.probe_interval_s)
+        @functools.lru_cache(maxsize=None)   # each phase window is asked for twice
         def traffic(a: float, b: float):
             return traffic_loss(bg.sent_bins, bg.recv_bins, a, b, BINS_PER_S) if bg is not None else {}
 
