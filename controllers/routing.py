@@ -28,12 +28,6 @@ AVOID_PENALTY_MS = 1e6
 RouteTable = dict  # {(router, dst_router): out_port}
 
 
-def link_key(u: str, v: str) -> str:
-    """Canonical link id ``A-B`` (sorted), the same as ``harness.topology.link_id``."""
-    a, b = sorted((u, v))
-    return f"{a}-{b}"
-
-
 def build_graph(topo: dict, down: Iterable[str] = (), avoid: Iterable[str] = (),
                 down_routers: Iterable[str] = ()) -> nx.Graph:
     """The usable graph: routers as nodes, links that are up as edges.
@@ -48,7 +42,7 @@ def build_graph(topo: dict, down: Iterable[str] = (), avoid: Iterable[str] = (),
             continue
         g.add_node(r["name"], host_port=r["host_port"])
     for link in topo["links"]:
-        lid = link.get("id") or link_key(link["u"], link["v"])
+        lid = link["id"]   # the network plan names every link (harness.topology.link_id)
         if lid in down or link["u"] in dead or link["v"] in dead:
             continue
         w = float(link.get("delay_ms", 1.0)) + (AVOID_PENALTY_MS if lid in avoid else 0.0)
@@ -118,7 +112,7 @@ def port_to_link(topo: dict) -> dict[tuple[str, int], str]:
     """``{(router, port): link_id}`` for every inter-router port."""
     out = {}
     for link in topo["links"]:
-        lid = link.get("id") or link_key(link["u"], link["v"])
+        lid = link["id"]
         out[(link["u"], link["u_port"])] = lid
         out[(link["v"], link["v_port"])] = lid
     return out

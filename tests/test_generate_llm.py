@@ -7,7 +7,7 @@ import pytest
 from harness.errors import LLMError
 from harness.generate import GenState, Feedback
 from harness.generate.llm import LLMGenerator, event_schema, kg_context, parse_event
-from harness.kg import admissible_events
+from harness.scenario.causal import admissible_events
 from harness.llm import EmbeddedServer
 from harness.scenario import Scenario, check_scenario
 

@@ -8,7 +8,8 @@ import networkx as nx
 import pytest
 
 from harness.errors import KnowledgeGraphError
-from harness.kg import (KINDS, admissible_events, blast_radius, build_kg, dependents, from_json, load_kg, paths,
+from harness.scenario.causal import admissible_events, blast_radius
+from harness.kg import (KINDS, build_kg, dependents, from_json, load_kg, paths,
                         save_kg, to_json)
 from harness.kg.traffic import traffic_matrix
 from harness.topology import load_topology

@@ -25,6 +25,7 @@ from harness.campaign.loop import campaign_kg  # noqa: E402
 from harness.campaign.spec import load_spec  # noqa: E402
 from harness.campaign.store import CampaignStore, atomic_write  # noqa: E402
 from harness.generate.metrics import diversity  # noqa: E402
+from harness.scenario import types as event_types  # noqa: E402
 from harness.scenario.model import Scenario  # noqa: E402
 from harness.twin.kpi import KPIS  # noqa: E402
 
@@ -41,14 +42,11 @@ TABLE2_KPIS = ["latency_ms_mean", "loss_pct", "reroute_time_ms_max", "congested_
 
 
 def scenario_type(s: Scenario) -> str:
-    kinds = [e.event_type for e in s.events]
-    removing = [k for k in kinds if k in ("fiber_link_failure", "srlg_failure", "router_failure")]
-    if len(kinds) > 1 and len(removing) >= 1:
-        return "cascading outage"
-    return {"fiber_link_failure": "fiber link failure", "srlg_failure": "SRLG failure",
-            "router_failure": "router failure", "router_overload": "router overload",
-            "link_degradation": "link degradation", "traffic_surge": "traffic surge",
-            "ddos_spike": "DDoS spike", "misconfiguration": "misconfiguration"}[kinds[0]] if len(kinds) == 1 else "multi-event"
+    kinds = [event_types.get(e.event_type) for e in s.events]
+    if len(kinds) == 1:
+        return kinds[0].label
+    removing = [k for k in kinds if k.effect_kinds & {"links_down", "routers_down"}]
+    return "cascading outage" if removing else "multi-event"
 
 
 def build_report(root: str | Path) -> Path:

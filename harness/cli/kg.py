@@ -6,7 +6,8 @@ import json
 
 import click
 
-from harness.kg import blast_radius, build_kg, dependents, load_kg, save_kg
+from harness.kg import build_kg, dependents, load_kg, save_kg
+from harness.scenario.causal import blast_radius
 from harness.kg.traffic import MODELS
 from harness.topology import load_topology
 

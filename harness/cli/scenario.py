@@ -8,6 +8,7 @@ from harness.cli.kg import kg_from_ref
 from harness.errors import AniError
 from harness.scenario import check_scenario, read_scenarios
 from harness.scenario.model import Scenario
+from harness.scenario.validate import notes
 
 
 @click.group()
@@ -37,6 +38,8 @@ def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int) -> Non
             result = check_scenario(graphs[ref], raw)
             if isinstance(result, Scenario):
                 click.echo(f"{path}: {sid}: valid ({len(result.events)} events)")
+                for note in notes(graphs[ref], result):
+                    click.echo(f"{path}: {sid}: note: {note}", err=True)
             else:
                 bad += 1
                 for reason in result:

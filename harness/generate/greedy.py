@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from harness.generate.base import Feedback, GenState, scenario_id
-from harness.kg.causal import admissible_events
+from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph
+from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario
 from harness.twin.flow.engine import NetState
 from harness.twin.flow.twin import FlowTwin
@@ -46,16 +47,17 @@ class GreedyGenerator:
         ranked = self._ranked[id(kg)][1]
         order = {r["links"][0]: i for i, r in enumerate(ranked)}
         done = sum(1 for s in state.history if s.provenance.generator == self.name)
+        cut = event_types.for_role("cut").name
         out = []
         for k in range(n):
             first = ranked[(done + k) % len(ranked)]["links"][0]
             chosen = [first]
-            events = [Event(event_type="fiber_link_failure", target=first, timestamp=10.0, severity="high")]
+            events = [Event(event_type=cut, target=first, timestamp=10.0, severity="high")]
             best = self._loss(kg, chosen)
             while len(chosen) < state.max_events:
                 t = 10.0 + 10.0 * len(chosen)
-                options = admissible_events(kg, events, at=t, event_types=["fiber_link_failure"])
-                candidates = sorted(options.get("fiber_link_failure", []), key=order.__getitem__)[:CANDIDATES]
+                options = admissible_events(kg, events, at=t, event_types=[cut])
+                candidates = sorted(options.get(cut, []), key=order.__getitem__)[:CANDIDATES]
                 scored = [(self._loss(kg, chosen + [l]), l) for l in candidates]
                 if not scored:
                     break
@@ -64,7 +66,7 @@ class GreedyGenerator:
                     break
                 best = loss
                 chosen.append(link)
-                events.append(Event(event_type="fiber_link_failure", target=link, timestamp=t, severity="high"))
+                events.append(Event(event_type=cut, target=link, timestamp=t, severity="high"))
             out.append(Scenario(
                 id=scenario_id("greedy", state.topology, *chosen, done + k),
                 description=f"Greedy worst case on the flow twin: cut {', '.join(chosen)}.",

@@ -37,7 +37,7 @@ from pydantic import ValidationError
 
 from harness.errors import LLMError
 from harness.generate.base import Feedback, GenState, scenario_id
-from harness.kg.causal import admissible_events
+from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario

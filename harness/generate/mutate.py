@@ -16,8 +16,9 @@ import random
 from dataclasses import dataclass
 
 from harness.generate.base import Feedback, GenState, scenario_id
-from harness.kg.causal import admissible_events
+from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph
+from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario
 from harness.scenario.validate import check_scenario
 
@@ -41,19 +42,20 @@ def mutate(kg: KnowledgeGraph, s: Scenario, op: str, rng: random.Random) -> list
         targets = _routers_hit(kg, s)
         if not targets:
             return None
-        return events + [Event(event_type="traffic_surge", target=rng.choice(targets),
+        return events + [Event(event_type=event_types.for_role("surge").name, target=rng.choice(targets),
                                timestamp=last_t + 5.0, severity="high")]
     if op == "simultaneous":
         if len(events) < 2:
             return None
         return [e.model_copy(update={"timestamp": events[0].timestamp}) for e in events]
     if op == "extend":
-        options = admissible_events(kg, events, at=last_t + 10.0, event_types=["fiber_link_failure"])
-        links = options.get("fiber_link_failure", [])
+        cut = event_types.for_role("cut").name
+        options = admissible_events(kg, events, at=last_t + 10.0, event_types=[cut])
+        links = options.get(cut, [])
         near = [l for l in links if set(kg.link_ends(l)) & set(_routers_hit(kg, s))] or links
         if not near:
             return None
-        return events + [Event(event_type="fiber_link_failure", target=rng.choice(near),
+        return events + [Event(event_type=cut, target=rng.choice(near),
                                timestamp=last_t + 10.0, severity="high")]
     if op == "reorder":
         if len(events) < 2:

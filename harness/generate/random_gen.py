@@ -6,7 +6,7 @@ import random
 from dataclasses import dataclass
 
 from harness.generate.base import Feedback, GenState, scenario_id
-from harness.kg.causal import admissible_events
+from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph
 from harness.scenario.model import Event, Provenance, Scenario
 

@@ -1,6 +1,7 @@
 """``rule``: rule-based fault injection with manually defined failures (the paper's baseline 1).
 
-Every link, then every router, one at a time, most central first (edge betweenness for
+Every event type that only takes elements down (:func:`harness.scenario.types.removals`:
+link cuts, router failures, ...), on every link, then every router, one at a time, most central first (edge betweenness for
 links, node betweenness for routers, both weighted by delay). Successive calls continue
 where the campaign's history left off, and wrap around when everything was tried.
 """
@@ -13,6 +14,7 @@ import networkx as nx
 
 from harness.generate.base import Feedback, GenState, scenario_id
 from harness.kg.model import KnowledgeGraph
+from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario
 
 
@@ -22,7 +24,7 @@ def rule_order(kg: KnowledgeGraph) -> list[tuple[str, str]]:
     nb = nx.betweenness_centrality(topo, weight="delay_ms")
     links = sorted(kg.links, key=lambda l: (-eb.get(tuple(kg.link_ends(l)), eb.get(tuple(reversed(kg.link_ends(l))), 0)), l))
     routers = sorted(kg.routers, key=lambda r: (-nb[r], r))
-    return [("fiber_link_failure", l) for l in links] + [("router_failure", r) for r in routers]
+    return [(t.name, x) for t in event_types.removals() for x in (links if t.target_kind == "link" else routers)]
 
 
 @dataclass

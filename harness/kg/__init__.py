@@ -1,13 +1,12 @@
 """The knowledge graph: model, builder, files, and free functions over it."""
 
 from harness.kg.build import build_kg, host_name
-from harness.kg.causal import CausalState, admissible_events, replay
 from harness.kg.io import from_json, load_kg, save_kg, to_json
 from harness.kg.model import KINDS, RELATIONS, KnowledgeGraph, nid, split
 from harness.kg.query import blast_radius, dependents, paths, reachable
 
 __all__ = [
-    "KINDS", "RELATIONS", "CausalState", "KnowledgeGraph", "admissible_events", "blast_radius", "build_kg",
-    "dependents", "from_json", "host_name", "load_kg", "nid", "paths", "reachable", "replay", "save_kg",
+    "KINDS", "RELATIONS", "KnowledgeGraph", "blast_radius", "build_kg",
+    "dependents", "from_json", "host_name", "load_kg", "nid", "paths", "reachable", "save_kg",
     "split", "to_json",
 ]

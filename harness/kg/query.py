@@ -41,39 +41,15 @@ def dependents(kg: KnowledgeGraph, x: str) -> set[str]:
     return seen
 
 
-def failed_elements(kg: KnowledgeGraph, event_type: str, target: str) -> set[str]:
-    """The node ids a removing event takes down (a link, an SRLG's links, a router)."""
-    if event_type == "fiber_link_failure":
-        return {nid("link", target)}
-    if event_type == "srlg_failure":
-        return {nid("link", lid) for lid in kg.attrs("srlg", target)["links"]}
-    if event_type == "router_failure":
-        return {nid("router", target)}
-    return set()
+def blast_radius(kg: KnowledgeGraph, elements: Iterable[str]) -> dict[str, list[str]]:
+    """What acting on ``elements`` (node ids) touches, structurally: the elements, dependent
+    flows, services, hosts and routers.
 
-
-def touched_elements(kg: KnowledgeGraph, event_type: str, target: str) -> set[str]:
-    """The node ids an event acts on (removed, degraded or loaded)."""
-    from harness.scenario import types
-
-    kind = types.get(event_type).target_kind
-    if kind == "srlg":
-        return failed_elements(kg, event_type, target)
-    return {nid(kind, target)}
-
-
-def blast_radius(kg: KnowledgeGraph, events: Iterable) -> dict[str, list[str]]:
-    """What a set of events touches, structurally: elements, dependent flows, services, nodes.
-
-    ``events`` are :class:`harness.scenario.model.Event` objects or dicts with ``event_type``
-    and ``target``. Returns sorted names per kind: ``elements`` (node ids acted on),
-    ``flows``, ``services``, ``hosts``, ``routers`` (endpoints of affected flows and the
-    routers acted on).
+    Returns sorted names per kind: ``elements``, ``flows``, ``services``, ``hosts``,
+    ``routers`` (endpoints of affected flows and the routers acted on). For events, see
+    :func:`harness.scenario.causal.blast_radius`.
     """
-    elements: set[str] = set()
-    for e in events:
-        et, target = (e["event_type"], e["target"]) if isinstance(e, dict) else (e.event_type, e.target)
-        elements |= touched_elements(kg, et, target)
+    elements = {_node(kg, x) for x in elements}
     affected: set[str] = set()
     for x in elements:
         affected |= dependents(kg, x)

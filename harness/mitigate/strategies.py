@@ -10,9 +10,9 @@ twin knows how to apply:
 * ``{"action": "add_capacity", "link": L, "mbps": X}`` — reallocate spare capacity onto L.
 * ``{"action": "rollback", "router": R}`` — undo R's misconfiguration.
 
-``auto`` picks per event type: removals, degradations and overloads → reroute (and
-reallocate where links stay congested); surges and DDoS → rate_limit; misconfiguration →
-rollback.
+``auto`` picks per kind of effect (:class:`~harness.scenario.events.base.Effect`): elements
+down, degraded or overloaded → reroute (and reallocate where links stay congested); extra
+traffic (surges, DDoS) → rate_limit; misroutes → rollback.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from typing import Callable
 
 from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
+from harness.scenario import types as event_types
+from harness.scenario.events.base import Effect
 from harness.scenario.model import Scenario
 from harness.twin.kpi import CONGESTION_THRESHOLD
 
@@ -47,9 +49,14 @@ class FailureView:
                       if u >= CONGESTION_THRESHOLD and l not in self.failed_links)
 
 
+def _effects(kg: KnowledgeGraph, scenario: Scenario) -> list[Effect]:
+    return [event_types.effect_of(kg, e, i) for i, e in enumerate(scenario.events)]
+
+
 def reroute(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    degraded = {e.target for e in scenario.events if e.event_type == "link_degradation"}
-    overloaded = {e.target for e in scenario.events if e.event_type == "router_overload"}
+    effects = _effects(kg, scenario)
+    degraded = {l for x in effects for l in (*x.link_loss_pct, *x.link_capacity)}
+    overloaded = {r for x in effects for r in x.router_capacity}
     avoid = set(view.congested()) | degraded
     for r in overloaded:
         avoid |= {l for l in kg.links if r in kg.link_ends(l)}
@@ -57,11 +64,7 @@ def reroute(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[A
 
 
 def rate_limit(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    sources: set[str] = set()
-    for e in scenario.events:
-        if e.event_type in ("ddos_spike", "traffic_surge"):
-            given = e.params.get("sources") or [r for r in kg.routers if r != e.target]
-            sources |= set(given)
+    sources = {t.src for x in _effects(kg, scenario) for t in x.traffic}
     normal = {r: 0.0 for r in sources}
     for f in kg.flows:
         a = kg.attrs("flow", f)
@@ -89,17 +92,17 @@ def reallocate(kg: KnowledgeGraph, scenario: Scenario, view: FailureView,
 
 def rollback(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
     return [{"action": "rollback", "router": r}
-            for r in sorted({e.target for e in scenario.events if e.event_type == "misconfiguration"})]
+            for r in sorted({m.router for x in _effects(kg, scenario) for m in x.misroutes})]
 
 
 def auto(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    kinds = {e.event_type for e in scenario.events}
+    kinds = set().union(*(x.kinds() for x in _effects(kg, scenario)))
     actions: list[Action] = []
-    if kinds & {"fiber_link_failure", "srlg_failure", "router_failure", "link_degradation", "router_overload"}:
+    if kinds & {"links_down", "routers_down", "link_loss_pct", "link_capacity", "router_capacity"}:
         actions += reroute(kg, scenario, view) + reallocate(kg, scenario, view)
-    if kinds & {"ddos_spike", "traffic_surge"}:
+    if "traffic" in kinds:
         actions += rate_limit(kg, scenario, view)
-    if "misconfiguration" in kinds:
+    if "misroutes" in kinds:
         actions += rollback(kg, scenario, view)
     return actions
 

@@ -1,88 +1,17 @@
-"""The registry of event types: what each type targets and which parameters it takes.
+"""The registry of event types: name -> the :class:`~harness.scenario.events.base.EventType`
+that owns the type's semantics (one module each under :mod:`harness.scenario.events`).
 
-Each :class:`EventType` names the kind of knowledge-graph element it targets (``link``,
-``router`` or ``srlg``), a pydantic model of its parameters (unknown keys refused), and
-severity-dependent defaults. The registry refuses unknown and duplicate names loudly.
-Parameters that name routers (``sources``, ``destinations``, ``next_hop``) are checked
-against the knowledge graph by the causal validator, like targets.
+Unknown and duplicate names are refused loudly. Everything that needs to know what an event
+means asks its type here — the validator, blast radius, both twins, mitigation, the report and
+the generators — so adding a type is its own module plus one :func:`register` line below.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Iterable
 
 from harness.errors import ConfigError
-
-TargetKind = Literal["link", "router", "srlg"]
-
-
-class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class NoParams(_Params):
-    pass
-
-
-class OverloadParams(_Params):
-    #: Fraction of the router's forwarding capacity left while overloaded.
-    capacity_factor: float | None = Field(default=None, gt=0, le=1)
-
-
-class DegradationParams(_Params):
-    #: Random loss added on the link, percent.
-    loss_pct: float | None = Field(default=None, ge=0, le=100)
-    #: Fraction of the link's capacity left.
-    capacity_factor: float | None = Field(default=None, gt=0, le=1)
-
-
-class SurgeParams(_Params):
-    #: Routers whose demand towards the target surges; empty = every router.
-    sources: list[str] = Field(default_factory=list, max_length=64)
-    #: Demand multiplier for the affected flows.
-    multiplier: float | None = Field(default=None, gt=1, le=100)
-
-
-class DDoSParams(_Params):
-    #: Attacking routers (their hosts send); empty = every other router (distributed).
-    sources: list[str] = Field(default_factory=list, max_length=64)
-    #: Total attack rate as a multiple of the target's access capacity.
-    intensity: float | None = Field(default=None, gt=0, le=20)
-    protocol: Literal["udp", "syn"] = "udp"
-    spoofed: bool = False
-
-
-class MisconfigParams(_Params):
-    mode: Literal["blackhole", "wrong_next_hop"] = "blackhole"
-    #: Destination routers whose traffic is affected; empty = all.
-    destinations: list[str] = Field(default_factory=list, max_length=64)
-    #: Neighbour the router wrongly forwards to (``wrong_next_hop`` only).
-    next_hop: str | None = None
-
-
-@dataclass(frozen=True)
-class EventType:
-    name: str
-    target_kind: TargetKind
-    params: type[_Params]
-    description: str
-    #: Defaults filled in from the event's severity when a parameter is omitted.
-    severity_defaults: dict[str, dict[str, float]] = field(default_factory=dict)
-    #: Whether the event takes elements down (links/routers stop existing for routing).
-    removes: bool = False
-
-    def normalise(self, params: dict, severity: str) -> dict:
-        """Validate ``params`` and fill severity defaults; raises pydantic ValidationError."""
-        model = self.params.model_validate(params)
-        out = model.model_dump()
-        for key, value in self.severity_defaults.get(severity, {}).items():
-            if out.get(key) is None:
-                out[key] = value
-        return out
-
+from harness.scenario.events.base import EFFECT_KINDS, Effect, EventType, TargetKind  # noqa: F401 (re-exported)
 
 _REGISTRY: dict[str, EventType] = {}
 
@@ -90,6 +19,11 @@ _REGISTRY: dict[str, EventType] = {}
 def register(event_type: EventType) -> EventType:
     if event_type.name in _REGISTRY:
         raise ConfigError(f"event type {event_type.name!r} is already registered")
+    if event_type.role and any(t.role == event_type.role for t in _REGISTRY.values()):
+        raise ConfigError(f"event type {event_type.name!r}: role {event_type.role!r} is already taken")
+    unknown = set(event_type.effect_kinds) - EFFECT_KINDS
+    if unknown:
+        raise ConfigError(f"event type {event_type.name!r} declares unknown effect kinds {sorted(unknown)}")
     _REGISTRY[event_type.name] = event_type
     return event_type
 
@@ -109,26 +43,44 @@ def all_types() -> list[EventType]:
     return list(_REGISTRY.values())
 
 
-register(EventType("fiber_link_failure", "link", NoParams, "a fibre cut: the link goes down", removes=True))
-register(EventType("srlg_failure", "srlg", NoParams, "a shared-risk group fails: every link in it goes down", removes=True))
-register(EventType("router_failure", "router", NoParams, "a router fails: it and all its links go down", removes=True))
-register(EventType(
-    "router_overload", "router", OverloadParams,
-    "a router's forwarding capacity drops (CPU/buffer exhaustion)",
-    {"low": {"capacity_factor": 0.7}, "medium": {"capacity_factor": 0.5}, "high": {"capacity_factor": 0.25}}))
-register(EventType(
-    "link_degradation", "link", DegradationParams,
-    "a link degrades: random loss and/or a lower capacity",
-    {"low": {"loss_pct": 1.0, "capacity_factor": 1.0}, "medium": {"loss_pct": 5.0, "capacity_factor": 0.75},
-     "high": {"loss_pct": 10.0, "capacity_factor": 0.5}}))
-register(EventType(
-    "traffic_surge", "router", SurgeParams,
-    "demand towards the target router surges from the given sources",
-    {"low": {"multiplier": 2.0}, "medium": {"multiplier": 4.0}, "high": {"multiplier": 8.0}}))
-register(EventType(
-    "ddos_spike", "router", DDoSParams,
-    "a volumetric attack floods the target router's host from the given sources",
-    {"low": {"intensity": 0.5}, "medium": {"intensity": 1.0}, "high": {"intensity": 2.0}}))
-register(EventType(
-    "misconfiguration", "router", MisconfigParams,
-    "a router blackholes or misroutes traffic (a bad configuration push)"))
+def for_role(role: str) -> EventType:
+    """The type registered for ``role`` (see :attr:`EventType.role`)."""
+    for t in _REGISTRY.values():
+        if t.role == role:
+            return t
+    raise ConfigError(f"no event type is registered for the role {role!r}")
+
+
+def removals() -> list[EventType]:
+    """Types that only take elements down, with a link or router target: links first."""
+    out = [t for t in _REGISTRY.values()
+           if t.effect_kinds <= {"links_down", "routers_down"} and t.target_kind in ("link", "router")]
+    return sorted(out, key=lambda t: t.target_kind != "link")
+
+
+def effect_of(kg, event, index: int = 0) -> Effect:
+    """The :class:`Effect` of a validated event (an Event or a dict with the same fields)."""
+    get_ = event.get if isinstance(event, dict) else lambda k: getattr(event, k)
+    return get(get_("event_type")).effect(kg, get_("target"), get_("params") or {}, index)
+
+
+def require_effects(twin: str, supported: Iterable[str]) -> None:
+    """Refuse to load ``twin`` when a registered type needs an effect kind it cannot realise."""
+    supported = set(supported)
+    missing = {t.name: sorted(t.effect_kinds - supported) for t in _REGISTRY.values() if t.effect_kinds - supported}
+    if missing:
+        raise ConfigError(f"the {twin} twin cannot realise event type(s) "
+                          + "; ".join(f"{n} (needs {', '.join(k)})" for n, k in sorted(missing.items())))
+
+
+def _register_builtins() -> None:
+    from harness.scenario.events import (ddos_spike, fiber_link_failure, link_degradation, misconfiguration,
+                                         router_failure, router_overload, srlg_failure, traffic_surge)
+
+    for t in (fiber_link_failure.FiberLinkFailure, srlg_failure.SrlgFailure, router_failure.RouterFailure,
+              router_overload.RouterOverload, link_degradation.LinkDegradation, traffic_surge.TrafficSurge,
+              ddos_spike.DDoSSpike, misconfiguration.Misconfiguration):
+        register(t())
+
+
+_register_builtins()

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pydantic import ValidationError
 
 from harness.errors import ConfigError, ScenarioInvalid
-from harness.kg.causal import R1, R3, R4, CausalState
+from harness.scenario.causal import R1, R3, R4, CausalState
 from harness.kg.model import KnowledgeGraph
 from harness.scenario import types
 from harness.scenario.model import Event, Scenario
@@ -147,13 +147,13 @@ def _check_names(kg: KnowledgeGraph, etype: types.EventType, target: str, params
                 problems.append(f"{key} names an unknown router {_safe(r)}")
             elif key == "sources" and r == target:
                 problems.append(f"source {r} is the target itself")
-    hop = params.get("next_hop")
-    if etype.name == "misconfiguration":
-        if params.get("mode") == "wrong_next_hop" and hop is None:
-            problems.append("wrong_next_hop needs params.next_hop (a neighbour of the target)")
-        elif hop is not None and (not kg.has("router", hop) or hop not in kg.topology[target]):
-            problems.append(f"next_hop {_safe(hop)} is not a neighbour of {target}")
-    return problems
+    return problems + etype.check_names(kg, target, params)
+
+
+def notes(kg: KnowledgeGraph, scenario: Scenario) -> list[str]:
+    """Remarks on a valid scenario worth telling the user (how an event was interpreted)."""
+    return [f"event {i}: {n}" for i, e in enumerate(scenario.events)
+            for n in types.get(e.event_type).notes(kg, e.target, e.params)]
 
 
 def _schema_reason(err: dict) -> Reason:

@@ -1,6 +1,7 @@
 """Pure tests of the controller's routing and flow modules (no switch, no root)."""
 
 from controllers import flows, routing
+from harness.topology import link_id
 
 
 def ring_topo(n=4):
@@ -10,7 +11,7 @@ def ring_topo(n=4):
     links = []
     for i in range(n):
         u, v = f"R{i}", f"R{(i + 1) % n}"
-        links.append({"id": routing.link_key(u, v), "u": u, "v": v, "u_port": ports[u], "v_port": ports[v],
+        links.append({"id": link_id(u, v), "u": u, "v": v, "u_port": ports[u], "v_port": ports[v],
                       "delay_ms": 1.0, "capacity_mbps": 10000.0, "rate_mbps": 10.0})
         ports[u] += 1
         ports[v] += 1

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -19,9 +18,9 @@ import time
 from pathlib import Path
 
 from harness.twin.emulation.controller import PROCESS_TAG
+from harness.twin.emulation.network import NAME_RE as _NAME
+from harness.twin.emulation.network import PREFIX_RE as _PREFIX
 
-_NAME = re.compile(r"^ani[0-9a-z]{3}[sh][0-9]+(p[0-9]+)?$")
-_PREFIX = re.compile(r"^ani[0-9a-z]{3}$")
 
 
 def _out(argv: list[str]) -> str:

@@ -6,53 +6,59 @@ begins: flood processes are spawned with a start time, iperf3 servers listen) an
 the timeline.  Target names reach commands only as list arguments, and only after the
 scenario validator accepted them.
 
-Semantics (mirroring :func:`harness.twin.flow.twin.state_for`):
+Semantics: each event's :class:`~harness.scenario.events.base.Effect` (from its type; the
+flow twin reads the same record), realised kind by kind, each action paired with its rollback:
 
-``fiber_link_failure`` / ``srlg_failure``
-    ``set_link(u, v, up=False)`` on the link (every link of the SRLG): both veth ends down.
-``router_failure``
+``links_down``
+    ``set_link(u, v, up=False)``: both veth ends down (rollback: up again).
+``routers_down``
     ``set_router(r, up=False)``: every port of the router's bridge, host port included.
-``router_overload``
+``router_capacity``
     the router's forwarding capacity (the controller's meter on everything its switch
-    receives, at the KG ``cpu`` capacity × ``bw_scale``) set to ``capacity_factor`` × that;
-    the load is the traffic already crossing it (the background replay of the KG's traffic
-    matrix, whose baseline through-traffic is the ``cpu`` resource's ``load``).
-``link_degradation``
-    ``add_loss`` (``loss_pct`` on each crossing, nftables numgen here) and
-    ``shape_link`` to ``capacity_factor`` × the link's rate when the factor is < 1.
-``traffic_surge``
-    iperf3 UDP to the target's host from the KG flows ``src → target`` (``src`` in
-    ``sources``, empty = every router), each at ``(multiplier − 1)`` × the flow's KG demand
-    × ``bw_scale``; at most ``max_senders`` senders (largest demand first; the rest are
-    listed as dropped).
-``ddos_spike``
-    ``intensity`` × the target's access capacity (sum of its KG link capacities) ×
-    ``bw_scale`` in total, from at most ``max_senders`` sources (nearest by hop count,
-    then name; the total is kept and split evenly over the senders actually used).
+    receives, at the KG ``cpu`` capacity × ``bw_scale``) set to the factor × that; the load
+    is the traffic already crossing it (the background replay of the KG's traffic matrix).
+``link_loss_pct`` / ``link_capacity``
+    ``add_loss`` (percent on each crossing, nftables numgen here) and ``shape_link`` to the
+    factor × the link's rate when the factor is < 1 (rollback: ``restore_link``).
+``traffic``
+    *surge* demands: iperf3 UDP from each source's host at the demand × ``bw_scale``, at
+    most ``max_senders`` senders (largest first; the rest are listed as dropped).
+    *flood* demands: their total × ``bw_scale`` from at most ``max_senders`` sources
+    (nearest by hop count, then name; the total is split evenly over the senders used).
     Each sender is :mod:`harness.twin.emulation.flood` (Scapy-crafted UDP or SYN frames,
-    spoofed sources if ``spoofed``) inside the source's namespace; a UDP sender whose
-    packet rate would exceed ``flood_max_pps`` is replaced by iperf3 UDP; a SYN sender is
-    capped at ``flood_max_pps``.  The generator used and achieved rates are recorded.
-``misconfiguration``
+    spoofed sources if asked) inside the source's namespace; a UDP sender whose packet
+    rate would exceed ``flood_max_pps`` is replaced by iperf3 UDP; a SYN sender is capped
+    at ``flood_max_pps``.  The generator used and achieved rates are recorded.
+``misroutes``
     ``client.blackhole(r, d)`` / ``client.wrong_next_hop(r, d, next_hop)`` for every
-    destination (empty = every other router); the ids are kept for ``rollback``.
+    destination (none given = every other router); the ids are kept for ``rollback``.
+
+:data:`SUPPORTED_EFFECTS` lists these; the twin refuses to load when a registered event type
+needs another kind.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Callable
+
 import networkx as nx
 
 from harness.errors import ConfigError, EmulationError
 from harness.kg.model import KnowledgeGraph
+from harness.scenario import types as event_types
+from harness.scenario.events.base import EFFECT_KINDS, Effect
 from harness.scenario.model import Event
 from harness.twin.emulation.network import MAX_RATE_MBPS, MIN_RATE_MBPS, EmulatedNetwork
 from harness.twin.emulation.probes import _wait_listening, iperf_udp_argv
 
+#: The effect kinds this module realises (all of them).
+SUPPORTED_EFFECTS = EFFECT_KINDS
 #: First iperf3 port the twin uses (servers of one scenario take consecutive ports).
 IPERF_BASE_PORT = 5301
 #: Frame size of Scapy UDP flood packets (bytes): volumetric, few packets per Mbit.
@@ -139,6 +145,8 @@ class Injector:
         self.python = python
         self.generators: dict[int, list[Generator]] = {}
         self.misconfig_ids: dict[str, list[int]] = {}
+        self.effects: dict[int, Effect] = {}
+        self.rollbacks: dict[int, list[Callable[[], object]]] = {}
         self.notes: list[str] = []
         self._next_port = IPERF_BASE_PORT
         self.start_dir = None
@@ -187,38 +195,37 @@ class Injector:
         Flood senders are spawned now and wait for a start file in ``start_dir``
         (:meth:`schedule` writes it); iperf3 servers start listening."""
         self.start_dir = start_dir
-        p = e.params
-        gens: list[Generator] = []
-        if e.event_type == "traffic_surge":
-            sources = set(p.get("sources") or self.kg.routers)
-            cands = []
-            for f in self.kg.flows:
-                a = self.kg.attrs("flow", f)
-                if a["dst"] == e.target and a["src"] in sources and a["src"] != e.target:
-                    cands.append((-a["demand_mbps"], a["src"], (p["multiplier"] - 1) * a["demand_mbps"] * self.bw_scale))
-            cands.sort()
-            used, dropped = cands[: self.max_senders], cands[self.max_senders:]
-            if dropped:
-                self.notes.append(f"event {i} traffic_surge: {len(cands)} surging flows, only the "
-                                  f"{len(used)} largest sent (max_senders={self.max_senders}); "
-                                  f"{sum(x[2] for x in dropped):.4g} of {sum(x[2] for x in cands):.4g} Mbit/s not sent")
-            for _, src, mbps in used:
-                gens.append(self._iperf(src, e.target, mbps))
-        elif e.event_type == "ddos_spike":
-            sources = p.get("sources") or [r for r in self.kg.routers if r != e.target]
-            access = sum(d["capacity_mbps"] for _, _, d in self.kg.topology.edges(e.target, data=True))
-            total = p["intensity"] * access * self.bw_scale
-            chosen = sorted(sources, key=lambda s: (self._hop(s, e.target), s))[: self.max_senders]
-            if len(chosen) < len(sources):
-                self.notes.append(f"event {i} ddos_spike: {len(sources)} sources, {len(chosen)} senders used "
-                                  f"(nearest by hops, max_senders={self.max_senders}); total rate kept")
-            each = total / len(chosen)
-            for src in chosen:
-                gens.append(self._flood(i, src, e.target, each, p))
-        elif e.event_type == "router_overload" and e.target not in self.net.router_capacity:
-            raise EmulationError(f"router_overload on {e.target}: the network was built without router "
-                                 f"forwarding capacities (EmulatedNetwork(router_capacity_mbps=...))")
-        self.generators[i] = gens
+        eff = self.effects[i] = event_types.effect_of(self.kg, e, i)
+        for r in eff.router_capacity:
+            if r not in self.net.router_capacity:
+                raise EmulationError(f"{e.event_type} on {r}: the network was built without router "
+                                     f"forwarding capacities (EmulatedNetwork(router_capacity_mbps=...))")
+        surges = [t for t in eff.traffic if t.kind == "surge" and t.src != t.dst]
+        floods = [t for t in eff.traffic if t.kind == "flood"]
+        self.generators[i] = self._surge(i, e, surges) + self._floods(i, e, floods)
+
+    def _surge(self, i: int, e: Event, demands: list) -> list[Generator]:
+        """iperf3 UDP senders for the largest ``max_senders`` surging demands (the rest noted)."""
+        demands = sorted(demands, key=lambda t: (-t.mbps, t.src))
+        used, dropped = demands[: self.max_senders], demands[self.max_senders:]
+        if dropped:
+            self.notes.append(f"event {i} {e.event_type}: {len(demands)} surging flows, only the "
+                              f"{len(used)} largest sent (max_senders={self.max_senders}); "
+                              f"{sum(t.mbps for t in dropped) * self.bw_scale:.4g} of "
+                              f"{sum(t.mbps for t in demands) * self.bw_scale:.4g} Mbit/s not sent")
+        return [self._iperf(t.src, t.dst, t.mbps * self.bw_scale) for t in used]
+
+    def _floods(self, i: int, e: Event, demands: list) -> list[Generator]:
+        """Flood senders from at most ``max_senders`` sources (nearest by hops), the total kept."""
+        if not demands:
+            return []
+        total = sum(t.mbps for t in demands) * self.bw_scale
+        chosen = sorted(demands, key=lambda t: (self._hop(t.src, t.dst), t.src))[: self.max_senders]
+        if len(chosen) < len(demands):
+            self.notes.append(f"event {i} {e.event_type}: {len(demands)} sources, {len(chosen)} senders used "
+                              f"(nearest by hops, max_senders={self.max_senders}); total rate kept")
+        each = total / len(chosen)
+        return [self._flood(i, t, each) for t in chosen]
 
     def schedule(self, i: int, start_at: float, end_at: float) -> None:
         """Fix event ``i``'s senders' start and end (epoch seconds)."""
@@ -232,8 +239,8 @@ class Injector:
         tmp.write_text(f"{start_at:.6f} {end_at:.6f}\n")
         tmp.rename(path)
 
-    def _flood(self, i: int, src: str, dst: str, mbps: float, p: dict) -> Generator:
-        proto = p.get("protocol", "udp")
+    def _flood(self, i: int, t, mbps: float) -> Generator:
+        src, dst, proto = t.src, t.dst, t.protocol
         frame = SYN_FRAME if proto == "syn" else FLOOD_UDP_FRAME
         pps = mbps * 1e6 / 8 / frame
         if proto == "udp" and pps > self.flood_max_pps:
@@ -248,7 +255,7 @@ class Injector:
                 "--src-ip", self.net.host_ip(src), "--dst-ip", self.net.host_ip(dst), "--proto", proto,
                 "--mbps", f"{mbps:.6f}", "--size", str(FLOOD_UDP_FRAME),
                 "--start-file", str(self.start_dir / f"start-{i}")]
-        if p.get("spoofed"):
+        if t.spoofed:
             argv.append("--spoof")
         g = Generator("scapy", src, dst, mbps, argv=argv, note=note)
         g.proc = self.net.spawn(src, argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -256,88 +263,103 @@ class Injector:
 
     # ------------------------------------------------------------------ inject / undo
     def inject(self, i: int, e: Event) -> dict:
-        """Inject event ``i`` now; returns what was done (for the timeline)."""
-        net, p = self.net, e.params
-        t = e.event_type
-        if t == "fiber_link_failure":
-            u, v = self.kg.link_ends(e.target)
-            net.set_link(u, v, up=False)
-            return {"done": f"link {e.target} down (both ends)"}
-        if t == "srlg_failure":
-            links = list(self.kg.attrs("srlg", e.target)["links"])
-            for l in links:
-                net.set_link(*self.kg.link_ends(l), up=False)
-            return {"done": f"links {', '.join(links)} down (both ends)"}
-        if t == "router_failure":
-            net.set_router(e.target, up=False)
-            return {"done": f"router {e.target} down (all ports)"}
-        if t == "router_overload":
-            f = p["capacity_factor"]
-            mbps = round(max(net.router_capacity[e.target] * f, 0.008), 6)
-            net.client.router_capacity(e.target, mbps)
-            return {"done": f"forwarding capacity of {e.target} metered at {mbps:g} Mbit/s "
-                            f"({f:g} x {net.router_capacity[e.target]:g})", "capacity_mbps": mbps}
-        if t == "link_degradation":
-            u, v = self.kg.link_ends(e.target)
-            done = []
-            out: dict = {}
-            if p.get("loss_pct"):
-                net.add_loss(u, v, p["loss_pct"])
-                done.append(f"{p['loss_pct']:g} % loss per crossing ({net.fidelity.get('loss')})")
-            if p.get("capacity_factor") is not None and p["capacity_factor"] < 1:
-                rate = _clamp(self.current_rate(e.target) * p["capacity_factor"])
-                net.shape_link(u, v, rate)
-                done.append(f"shaped to {rate:g} Mbit/s")
-                out["shaped_mbps"] = rate
-            return {"done": f"link {e.target}: " + (", ".join(done) or "nothing to do"), **out}
-        if t == "traffic_surge":
-            gens = self.generators.get(i, [])
-            self._start_iperf_clients(gens)
-            return {"done": f"iperf3 UDP surge to {e.target} from {', '.join(g.src for g in gens) or 'nobody'}",
-                    "target_mbps": round(sum(g.target_mbps for g in gens), 6)}
-        if t == "ddos_spike":
-            gens = self.generators.get(i, [])
-            self._start_iperf_clients(gens)  # the iperf3 fallbacks; floods start on their own
-            kinds = sorted({g.kind for g in gens})
-            return {"done": f"{p.get('protocol', 'udp')} flood ({'+'.join(kinds)}) at {e.target} from "
-                            f"{', '.join(g.src for g in gens)}" + (" with spoofed sources" if p.get("spoofed") else ""),
-                    "target_mbps": round(sum(g.target_mbps for g in gens), 6)}
-        if t == "misconfiguration":
-            dsts = p.get("destinations") or [r for r in self.kg.routers if r != e.target]
-            ids = self.misconfig_ids.setdefault(e.target, [])
-            for d in dsts:
-                if d == e.target:
-                    continue
-                if p["mode"] == "blackhole":
-                    ids.append(net.client.blackhole(e.target, d))
-                else:
-                    ids.append(net.client.wrong_next_hop(e.target, d, p["next_hop"]))
-            return {"done": f"{p['mode']} on {e.target} for {len(dsts)} destinations"}
-        raise ConfigError(f"the emulation twin has no injection for event type {t!r}")
+        """Inject event ``i`` now (its :class:`Effect`); returns what was done (for the timeline).
+
+        Every action is paired with its rollback; :meth:`undo` runs an event's rollbacks in
+        reverse order, and :meth:`rollback_all` whatever is still in place."""
+        net, kg, eff = self.net, self.kg, self.effects[i]
+        undo: list[Callable[[], object]] = []
+        self.rollbacks[i] = undo
+        done: list[str] = []
+        out: dict = {}
+        try:
+            if eff.links_down:
+                for l in sorted(eff.links_down):
+                    u, v = kg.link_ends(l)
+                    net.set_link(u, v, up=False)
+                    undo.append(functools.partial(net.set_link, u, v, up=True))
+                done.append(f"link{'s' if len(eff.links_down) > 1 else ''} {', '.join(sorted(eff.links_down))} "
+                            "down (both ends)")
+            if eff.routers_down:
+                for r in sorted(eff.routers_down):
+                    net.set_router(r, up=False)
+                    undo.append(functools.partial(net.set_router, r, up=True))
+                done.append(f"router{'s' if len(eff.routers_down) > 1 else ''} {', '.join(sorted(eff.routers_down))} "
+                            "down (all ports)")
+            for r, f in sorted(eff.router_capacity.items()):
+                mbps = round(max(net.router_capacity[r] * f, 0.008), 6)
+                net.client.router_capacity(r, mbps)
+                undo.append(functools.partial(net.client.router_capacity, r))
+                done.append(f"forwarding capacity of {r} metered at {mbps:g} Mbit/s ({f:g} x {net.router_capacity[r]:g})")
+                out["capacity_mbps"] = mbps
+            for l in sorted(set(eff.link_loss_pct) | set(eff.link_capacity)):
+                u, v = kg.link_ends(l)
+                what = []
+                pct, factor = eff.link_loss_pct.get(l), eff.link_capacity.get(l)
+                if pct:
+                    net.add_loss(u, v, pct)
+                    what.append(f"{pct:g} % loss per crossing ({net.fidelity.get('loss')})")
+                if factor is not None and factor < 1:
+                    rate = _clamp(self.current_rate(l) * factor)
+                    net.shape_link(u, v, rate)
+                    what.append(f"shaped to {rate:g} Mbit/s")
+                    out["shaped_mbps"] = rate
+                if what:
+                    undo.append(functools.partial(net.restore_link, u, v))
+                done.append(f"link {l}: " + (", ".join(what) or "nothing to do"))
+            if eff.traffic:
+                gens = self.generators.get(i, [])
+                self._start_iperf_clients(gens)   # surges and flood fallbacks; floods start on their own
+                kinds = "+".join(sorted({g.kind for g in gens})) or "no sender"
+                flood = next((t for t in eff.traffic if t.kind == "flood"), None)
+                what = (f"{flood.protocol} flood" + (" with spoofed sources" if flood.spoofed else "")) if flood \
+                    else "UDP surge"
+                done.append(f"{what} ({kinds}) at {e.target} from {', '.join(g.src for g in gens) or 'nobody'}")
+                out["target_mbps"] = round(sum(g.target_mbps for g in gens), 6)
+            for m in eff.misroutes:
+                dsts = sorted(m.destinations) if m.destinations else [r for r in kg.routers if r != m.router]
+                ids = self.misconfig_ids.setdefault(m.router, [])
+                for d in dsts:
+                    if d != m.router:
+                        ids.append(net.client.blackhole(m.router, d) if m.next_hop is None
+                                   else net.client.wrong_next_hop(m.router, d, m.next_hop))
+                undo.append(functools.partial(self._rollback_misroutes, m.router))
+                done.append(f"{'blackhole' if m.next_hop is None else 'wrong next hop ' + m.next_hop} on "
+                            f"{m.router} for {len(dsts)} destinations")
+        except BaseException:
+            self.undo(i, e)    # a half-injected event is rolled back at once
+            raise
+        return {"done": "; ".join(done) or "nothing to do", **out}
+
+    def _rollback_misroutes(self, router: str) -> int:
+        ids = self.misconfig_ids.pop(router, [])
+        for mid in ids:
+            self.net.client.rollback(mid)
+        return len(ids)
 
     def undo(self, i: int, e: Event) -> dict:
-        """End event ``i`` (its ``duration_s`` is over before the failure window)."""
-        net = self.net
-        t = e.event_type
+        """End event ``i``: its senders stop and its rollbacks run in reverse order."""
         for g in self.generators.get(i, []):
             for proc in (g.proc, g.server):
                 if proc is not None and proc.poll() is None:
                     proc.send_signal(2)
-        if t == "fiber_link_failure":
-            net.set_link(*self.kg.link_ends(e.target), up=True)
-        elif t == "srlg_failure":
-            for l in self.kg.attrs("srlg", e.target)["links"]:
-                net.set_link(*self.kg.link_ends(l), up=True)
-        elif t == "router_failure":
-            net.set_router(e.target, up=True)
-        elif t == "router_overload":
-            net.client.router_capacity(e.target)
-        elif t == "link_degradation":
-            net.restore_link(*self.kg.link_ends(e.target))
-        elif t == "misconfiguration":
-            for mid in self.misconfig_ids.pop(e.target, []):
-                net.client.rollback(mid)
-        return {"done": f"{t} on {e.target} ended"}
+        for step in reversed(self.rollbacks.pop(i, [])):
+            step()
+        return {"done": f"{e.event_type} on {e.target} ended"}
+
+    def rollback_all(self) -> None:
+        """Roll back every event still in place, latest first (on success, error and Ctrl-C).
+
+        Every rollback is tried; the first error is raised after all were attempted."""
+        first: BaseException | None = None
+        for i in sorted(self.rollbacks, reverse=True):
+            for step in reversed(self.rollbacks.pop(i)):
+                try:
+                    step()
+                except BaseException as exc:   # noqa: BLE001 — keep rolling back, raise afterwards
+                    first = first or exc
+        if first is not None:
+            raise first
 
     # ------------------------------------------------------------------ mitigation
     def apply(self, action: dict) -> dict:
@@ -360,10 +382,8 @@ class Injector:
             self.net.shape_link(u, v, rate)
             return {"done": f"link {lid} re-shaped to {rate:g} Mbit/s"}
         if kind == "rollback":
-            ids = self.misconfig_ids.pop(action["router"], [])
-            for mid in ids:
-                client.rollback(mid)
-            return {"done": f"rolled back {len(ids)} misconfigurations on {action['router']}"}
+            n = self._rollback_misroutes(action["router"])
+            return {"done": f"rolled back {n} misconfigurations on {action['router']}"}
         raise ConfigError(f"unknown mitigation action {kind!r}")
 
     def wait_ready(self, timeout: float = 15.0) -> float:

@@ -83,7 +83,10 @@ MAX_RATE_MBPS = 1000.0
 QUEUE_MS = 50.0
 QUEUE_MIN_BYTES = 15_000
 NAME_PREFIX = "ani"
-PREFIX_RE = re.compile(r"^ani[0-9a-z]{3}$")
+#: A run's prefix, and every bridge/interface/namespace name derived from it (switch ``s``
+#: or host ``h``, index, optional port) — the one definition ``ani cleanup`` matches too.
+PREFIX_RE = re.compile(rf"^{NAME_PREFIX}[0-9a-z]{{3}}$")
+NAME_RE = re.compile(rf"^{NAME_PREFIX}[0-9a-z]{{3}}[sh][0-9]+(p[0-9]+)?$")
 HOST_PORT = 1
 #: Echo requests sent at once by :meth:`EmulatedNetwork.reachability`.
 REACH_WAVE = 2000
@@ -180,7 +183,7 @@ class EmulatedNetwork:
                  router_capacity_mbps: dict[str, float] | None = None):
         if topology.number_of_nodes() == 0:
             raise EmulationError("the topology has no routers")
-        if prefix is not None and not re.fullmatch(r"ani[0-9a-z]{3}", prefix):
+        if prefix is not None and not PREFIX_RE.match(prefix):
             raise EmulationError(f"prefix {prefix!r} must be 'ani' followed by 3 characters of [0-9a-z]")
         if datapath not in ("auto", "kernel", "user"):
             raise EmulationError(f"datapath must be auto, kernel or user, not {datapath!r}")

@@ -73,12 +73,13 @@ from pathlib import Path
 from harness.errors import ConfigError, ControllerError, EmulationError
 from harness.kg.model import KnowledgeGraph
 from harness.mitigate import FailureView, plan
+from harness.scenario import types as event_types
 from harness.scenario.model import Scenario
 from harness.topology import link_id
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
 from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
-from harness.twin.emulation.inject import Injector, wait_until
+from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, wait_until
 from harness.twin.emulation.measure import latency_stats, parse_probe, port_utilisation, traffic_loss
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
 from harness.twin.emulation.probes import Probes
@@ -169,6 +170,7 @@ class EmulationTwin:
                              ("background_max_hop_pps", background_max_hop_pps, background_max_hop_pps > 0)):
             if not ok:
                 raise ConfigError(f"EmulationTwin: {key}={val!r} is out of range")
+        event_types.require_effects("emulation", SUPPORTED_EFFECTS)
         self.run_dir_req = Path(run_dir) if run_dir is not None else None
         self.bw_scale = float(bw_scale)
         self.window_s = float(window_s)
@@ -396,6 +398,10 @@ class EmulationTwin:
             failed_m = inj.failed_links()
             ok = True
         finally:
+            try:
+                inj.rollback_all()
+            except BaseException:   # restore_all below puts everything back regardless
+                ok = False
             restore_info = self._restore(net, probes, ok)
         timings.update(baseline_window_s=round(t_inj - t_b0, 3), inject_s=round(t_f0 - self.settle_s - t_inj, 3),
                        failure_window_s=round(t_f1 - t_f0, 3),
@@ -415,15 +421,18 @@ class EmulationTwin:
             windows["mitigated"] = (t_m0, t_end)
         # Reroute time counts only pairs the controller actually rerouted (a gap on a pair
         # whose path never changed is congestion or policing loss, not a reroute).
-        rerouted_f = rerouted_pairs(kg, paths0, paths_f, timeline)
-        rerouted_m = rerouted_pairs(kg, paths_f, paths_m, []) if mitigation else set()
+        injected = [inj.effects[rec["index"]] for rec in timeline if not rec.get("ended")]
+        rerouted_f = rerouted_pairs(before=paths0, after=paths_f,
+                                    failed_links=set().union(*(x.links_down for x in injected)),
+                                    failed_routers=set().union(*(x.routers_down for x in injected)))
+        rerouted_m = rerouted_pairs(paths_f, paths_m) if mitigation else set()
         probe_loss: dict = {}
         rows = {}
         rows["baseline"], probe_loss["baseline"] = self._row(
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net._links[l]["rate_mbps"] for l in kg.links}, set()),
             traffic, rerouted=set())
-        down = set(net_down_routers_at_failure(timeline))
+        down = set(routers_down(timeline, inj.effects))
         rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
                                                            t_first_inj, down, util_f, traffic, rerouted_f)
         if mitigation:
@@ -435,7 +444,7 @@ class EmulationTwin:
         for k, rec in enumerate(timeline):
             a = rec["injected_at"]
             b = max(timeline[k + 1]["injected_at"] if k + 1 < len(timeline) else t_f1, a + 1e-3)
-            down_k = set(net_down_routers_at_failure(timeline[:k + 1]))
+            down_k = set(routers_down(timeline[:k + 1], inj.effects))
             skip = failed_links | {l for l in kg.links if set(kg.link_ends(l)) & down_k}
             util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
                                       rates, skip)
@@ -654,21 +663,12 @@ class EmulationTwin:
             unreachable_pairs=unreachable, cascade_depth=None), probe_loss
 
 
-def rerouted_pairs(kg: KnowledgeGraph, before: dict, after: dict, timeline: list[dict]) -> set[tuple[str, str]]:
+def rerouted_pairs(before: dict, after: dict, failed_links: set[str] = frozenset(),
+                   failed_routers: set[str] = frozenset()) -> set[tuple[str, str]]:
     """Router pairs ``(s, d)`` whose probes were rerouted: the controller's path ``s>d`` or
     ``d>s`` differs between the ``before`` and ``after`` snapshots of ``GET /paths``, or
-    crossed a link or router that an event in ``timeline`` failed (also if it came back
-    before ``after``)."""
-    failed_links: set[str] = set()
-    failed_routers: set[str] = set()
-    for rec in timeline:
-        t = rec["event_type"]
-        if t == "fiber_link_failure":
-            failed_links.add(rec["target"])
-        elif t == "srlg_failure":
-            failed_links |= set(kg.attrs("srlg", rec["target"])["links"])
-        elif t == "router_failure":
-            failed_routers.add(rec["target"])
+    crossed one of ``failed_links``/``failed_routers`` (what the injected events took down,
+    also if it came back before ``after``)."""
     out: set[tuple[str, str]] = set()
     for key in set(before) | set(after):
         s, d = key.split(">", 1)
@@ -681,12 +681,13 @@ def rerouted_pairs(kg: KnowledgeGraph, before: dict, after: dict, timeline: list
     return out
 
 
-def net_down_routers_at_failure(timeline: list[dict]) -> list[str]:
-    """Routers failed (and not ended) by the injected events."""
+def routers_down(timeline: list[dict], effects: dict) -> list[str]:
+    """Routers the timeline's events have taken down and not yet brought back (``effects``:
+    event index -> its :class:`~harness.scenario.events.base.Effect`)."""
     down: set[str] = set()
     for rec in timeline:
-        if rec["event_type"] == "router_failure":
-            (down.discard if rec.get("ended") else down.add)(rec["target"])
+        routers = effects[rec["index"]].routers_down
+        down = down - routers if rec.get("ended") else down | routers
     return sorted(down)
 
 

@@ -141,6 +141,7 @@ import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
 from harness.errors import ConfigError, TopologyError
+from harness.topology.load import link_id
 
 __all__ = ["Demand", "NetState", "EngineConfig", "Outcome", "FlowEngine", "build"]
 
@@ -464,7 +465,7 @@ class FlowEngine:
         edges = []
         for u, v, d in topology.edges(data=True):
             a, b = sorted((u, v))
-            edges.append((f"{a}-{b}", a, b, d))
+            edges.append((link_id(a, b), a, b, d))
         edges.sort(key=lambda e: e[0])
         self.link_ids = tuple(e[0] for e in edges)
         self._lidx = {lid: i for i, lid in enumerate(self.link_ids)}

@@ -1,14 +1,10 @@
 """The flow-level twin: knowledge graph + scenario -> engine states -> the KPI record.
 
-Event semantics (turned into an engine :class:`~harness.twin.flow.engine.NetState`):
-``fiber_link_failure``/``srlg_failure`` fail links; ``router_failure`` fails a router;
-``router_overload`` multiplies its forwarding capacity by ``capacity_factor``;
-``link_degradation`` adds ``loss_pct`` random loss and multiplies capacity by
-``capacity_factor``; ``traffic_surge`` adds ``(multiplier - 1) ×`` the demand of every
-source→target flow; ``ddos_spike`` adds ``intensity ×`` the target's access capacity (sum of
-its links' capacities), split evenly over the sources (default: every other router);
-``misconfiguration`` blackholes or misroutes the target's traffic for ``destinations``.
-An event with ``duration_s`` stops counting once it has ended.
+Event semantics: each event's :class:`~harness.scenario.events.base.Effect` (from its type in
+:mod:`harness.scenario.types`) becomes an engine :class:`~harness.twin.flow.engine.NetState`:
+links and routers down, router and link capacity factors, random link loss, extra demands
+(surges, attacks), blackholed or misrouted destinations. An event with ``duration_s`` stops
+counting once it has ended.
 
 KPIs: over the knowledge graph's flows (attack and surge traffic is not monitored):
 latency mean and p95 over reachable flows; loss = lost / offered traffic (%);
@@ -36,6 +32,8 @@ import numpy as np
 from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
 from harness.mitigate import FailureView, plan
+from harness.scenario import types as event_types
+from harness.scenario.events.base import EFFECT_KINDS
 from harness.scenario.model import Event, Scenario
 from harness.twin.flow.engine import Demand, EngineConfig, FlowEngine, NetState, Outcome, build
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
@@ -79,6 +77,9 @@ class FlowTwin:
     reroute: RerouteModel = field(default_factory=RerouteModel)
     name: str = "flow"
     _engines: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        event_types.require_effects(self.name, EFFECT_KINDS)   # the engine realises every kind
 
     def is_available(self) -> bool:
         return True
@@ -182,7 +183,10 @@ def _num(x) -> float:
 # --------------------------------------------------------------------------- events -> state
 
 def state_for(kg: KnowledgeGraph, events: list[Event], at: float) -> NetState:
-    """The engine state after ``events`` at time ``at`` (ended events no longer count)."""
+    """The engine state after ``events`` at time ``at`` (ended events no longer count).
+
+    Each event's :class:`~harness.scenario.events.base.Effect` comes from its type; later
+    events override an element's loss and link capacity, the lowest router capacity wins."""
     failed_links: set[str] = set()
     failed_routers: set[str] = set()
     cap_factor: dict[str, float] = {}
@@ -194,37 +198,19 @@ def state_for(kg: KnowledgeGraph, events: list[Event], at: float) -> NetState:
     for i, e in enumerate(events):
         if e.end() <= at:
             continue
-        p = e.params
-        if e.event_type == "fiber_link_failure":
-            failed_links.add(e.target)
-        elif e.event_type == "srlg_failure":
-            failed_links |= set(kg.attrs("srlg", e.target)["links"])
-        elif e.event_type == "router_failure":
-            failed_routers.add(e.target)
-        elif e.event_type == "router_overload":
-            router_factor[e.target] = min(router_factor.get(e.target, 1.0), p["capacity_factor"])
-        elif e.event_type == "link_degradation":
-            loss[e.target] = p["loss_pct"] / 100.0
-            cap_factor[e.target] = p["capacity_factor"]
-        elif e.event_type == "traffic_surge":
-            sources = set(p.get("sources") or kg.routers)
-            for f in kg.flows:
-                a = kg.attrs("flow", f)
-                if a["dst"] == e.target and a["src"] in sources:
-                    extra.append(Demand(a["src"], e.target, a["demand_mbps"] * (p["multiplier"] - 1), f"surge{i}:{f}"))
-        elif e.event_type == "ddos_spike":
-            sources = p.get("sources") or [r for r in kg.routers if r != e.target]
-            access = sum(d["capacity_mbps"] for _, _, d in kg.topology.edges(e.target, data=True))
-            each = p["intensity"] * access / len(sources)
-            extra += [Demand(s, e.target, each, f"ddos{i}:{s}~{e.target}") for s in sources]
-        elif e.event_type == "misconfiguration":
-            dsts = frozenset(p.get("destinations") or ()) or None
-            if p["mode"] == "blackhole":
-                blackhole[e.target] = dsts
+        eff = event_types.effect_of(kg, e, i)
+        failed_links |= eff.links_down
+        failed_routers |= eff.routers_down
+        for r, f in eff.router_capacity.items():
+            router_factor[r] = min(router_factor.get(r, 1.0), f)
+        loss.update({l: pct / 100.0 for l, pct in eff.link_loss_pct.items()})
+        cap_factor.update(eff.link_capacity)
+        extra += [Demand(t.src, t.dst, t.mbps, t.id) for t in eff.traffic]
+        for m in eff.misroutes:
+            if m.next_hop is None:
+                blackhole[m.router] = m.destinations
             else:
-                wrong[e.target] = (dsts, p["next_hop"])
-        else:
-            raise ConfigError(f"the flow twin has no semantics for event type {e.event_type!r}")
+                wrong[m.router] = (m.destinations, m.next_hop)
     return NetState(failed_links=frozenset(failed_links), failed_routers=frozenset(failed_routers),
                     link_capacity_factor=cap_factor, link_loss=loss, router_capacity_factor=router_factor,
                     extra_demands=tuple(extra), blackhole=blackhole, wrong_next_hop=wrong)

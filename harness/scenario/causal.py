@@ -16,14 +16,17 @@ from dataclasses import dataclass, field
 import networkx as nx
 
 from harness.kg.model import KnowledgeGraph, nid, split
-from harness.kg.query import dependents, touched_elements
+from harness.kg.query import blast_radius as element_blast_radius
+from harness.kg.query import dependents
+from harness.scenario import types
+from harness.scenario.events.base import R2, R5
 
 #: id(kg) -> (kg, {event key: Footprint}); the kg is kept so its id cannot be reused while cached.
 _FOOTPRINTS: dict[int, tuple[KnowledgeGraph, dict]] = {}
 _FOOTPRINT_GRAPHS = 8
 
-# Rule identifiers, shared with the validator.
-R1, R2, R3, R4, R5 = "R1-target", "R2-alive", "R3-time", "R4-causal", "R5-reach"
+# Rule identifiers, shared with the validator (R2 and R5 are raised by the event types).
+R1, R3, R4 = "R1-target", "R3-time", "R4-causal"
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,8 @@ class CausalState:
     time: float = 0.0
     down_links: dict[str, float] = field(default_factory=dict)     # link -> recovery time
     down_routers: dict[str, float] = field(default_factory=dict)
-    overloaded: dict[str, float] = field(default_factory=dict)
-    degraded: dict[str, float] = field(default_factory=dict)
-    misconfigured: dict[str, float] = field(default_factory=dict)
+    #: (event type, target) -> end, for types with a ``condition`` (overloaded, degraded, ...)
+    conditions: dict[tuple[str, str], float] = field(default_factory=dict)
     footprints: list[Footprint] = field(default_factory=list)
     _cache: tuple | None = field(default=None, repr=False)
 
@@ -50,7 +52,7 @@ class CausalState:
     def advance(self, t: float) -> None:
         """Move to time ``t``: elements whose effect has ended recover."""
         self.time = max(self.time, t)
-        for table in (self.down_links, self.down_routers, self.overloaded, self.degraded, self.misconfigured):
+        for table in (self.down_links, self.down_routers, self.conditions):
             for k in [k for k, end in table.items() if end <= self.time]:
                 del table[k]
 
@@ -67,37 +69,30 @@ class CausalState:
                                 filter_edge=lambda u, v: self.link_alive(topo.edges[u, v]["id"]))
 
     # ------------------------------------------------------------------ checks
+    def target_problems(self, kind: str, target: str) -> list[tuple[str, str]]:
+        """Rule 2 for a target of ``kind``: is it alive now?"""
+        if kind == "link":
+            if target in self.down_links:
+                return [(R2, f"link {target} is already down")]
+            if not self.link_alive(target):
+                return [(R2, f"link {target} is down because an endpoint router is down")]
+        elif kind == "srlg":
+            if not any(self.link_alive(l) for l in self.kg.attrs("srlg", target)["links"]):
+                return [(R2, f"every link of {target} is already down")]
+        elif not self.router_alive(target):
+            return [(R2, f"router {target} is already down")]
+        return []
+
+    def in_condition(self, event_type: str, target: str) -> bool:
+        """Is ``target`` still in the state an earlier ``event_type`` event put it in?"""
+        return (event_type, target) in self.conditions
+
     def check(self, event_type: str, target: str, params: dict) -> list[tuple[str, str]]:
         """Rule-2 and rule-5 problems of firing this event now: ``[(rule, message)]``."""
-        kg, problems = self.kg, []
-        if event_type in ("fiber_link_failure", "link_degradation"):
-            if target in self.down_links:
-                problems.append((R2, f"link {target} is already down"))
-            elif not self.link_alive(target):
-                problems.append((R2, f"link {target} is down because an endpoint router is down"))
-            elif event_type == "link_degradation" and target in self.degraded:
-                problems.append((R2, f"link {target} is already degraded"))
-        elif event_type == "srlg_failure":
-            if not any(self.link_alive(l) for l in kg.attrs("srlg", target)["links"]):
-                problems.append((R2, f"every link of {target} is already down"))
-        elif event_type in ("router_failure", "router_overload", "misconfiguration", "traffic_surge", "ddos_spike"):
-            if not self.router_alive(target):
-                problems.append((R2, f"router {target} is already down"))
-            elif event_type == "router_overload" and target in self.overloaded:
-                problems.append((R2, f"router {target} is already overloaded"))
-            elif event_type == "misconfiguration" and target in self.misconfigured:
-                problems.append((R2, f"router {target} is already misconfigured"))
-        if problems:
-            return problems
-        if event_type == "misconfiguration" and params.get("mode") == "wrong_next_hop":
-            hop = params.get("next_hop")
-            if hop is not None and not self.link_alive(_link(target, hop)):
-                problems.append((R2, f"the link from {target} to next hop {hop} is down"))
-        if event_type in ("traffic_surge", "ddos_spike"):
-            problems += self._reach(target, params.get("sources") or [])
-        return problems
+        return types.get(event_type).check(self, target, params)
 
-    def _reach(self, target: str, sources: list[str]) -> list[tuple[str, str]]:
+    def reach_problems(self, target: str, sources: list[str]) -> list[tuple[str, str]]:
+        """Rule 5: can the sources (default: any other router) reach ``target`` now?"""
         live = self.live_topology()
         problems = []
         for s in sources:
@@ -111,7 +106,7 @@ class CausalState:
 
     def footprint(self, event_type: str, target: str, params: dict) -> Footprint:
         """What the event acts on; memoised per knowledge graph (it depends on nothing else)."""
-        key = (event_type, target, tuple(params.get("sources") or ()), params.get("next_hop"))
+        key = (event_type, target, repr(sorted(params.items())))
         if id(self.kg) not in _FOOTPRINTS and len(_FOOTPRINTS) >= _FOOTPRINT_GRAPHS:
             _FOOTPRINTS.pop(next(iter(_FOOTPRINTS)))
         memo = _FOOTPRINTS.setdefault(id(self.kg), (self.kg, {}))[1]
@@ -121,16 +116,18 @@ class CausalState:
 
     def _footprint(self, event_type: str, target: str, params: dict) -> Footprint:
         kg = self.kg
-        elements = touched_elements(kg, event_type, target)
+        etype = types.get(event_type)
+        elements = etype.touched(kg, target, params)
         routers: set[str] = set()
         for e in elements:
             kind, name = split(e)
             routers |= set(kg.link_ends(name)) if kind == "link" else {name}
-        routers |= set(params.get("sources") or ())
-        if params.get("next_hop"):
-            routers.add(params["next_hop"])
+        for key in etype.router_params:
+            value = params.get(key)
+            if value:
+                routers |= {value} if isinstance(value, str) else set(value)
         srlgs = {s for e in elements if e.startswith("link:") for s in kg.related(e, "shares_risk")}
-        if event_type == "srlg_failure":
+        if etype.target_kind == "srlg":
             srlgs.add(nid("srlg", target))
         flow_elements: set[str] = set()
         for e in elements:
@@ -168,24 +165,15 @@ class CausalState:
     def apply(self, event_type: str, target: str, end: float, params: dict) -> None:
         """Record the event's effect until ``end`` and its footprint."""
         self.footprints.append(self.footprint(event_type, target, params))
-        if event_type == "fiber_link_failure":
-            self.down_links[target] = end
-        elif event_type == "srlg_failure":
-            for l in self.kg.attrs("srlg", target)["links"]:
-                self.down_links.setdefault(l, end)
-        elif event_type == "router_failure":
-            self.down_routers[target] = end
-        elif event_type == "router_overload":
-            self.overloaded[target] = end
-        elif event_type == "link_degradation":
-            self.degraded[target] = end
-        elif event_type == "misconfiguration":
-            self.misconfigured[target] = end
-
-
-def _link(a: str, b: str) -> str:
-    x, y = sorted((a, b))
-    return f"{x}-{y}"
+        etype = types.get(event_type)
+        if etype.effect_kinds & {"links_down", "routers_down"}:   # only removals need their effect here
+            effect = etype.effect(self.kg, target, params)
+            for link in effect.links_down:
+                self.down_links.setdefault(link, end)
+            for r in effect.routers_down:
+                self.down_routers.setdefault(r, end)
+        if etype.condition:
+            self.conditions[(event_type, target)] = end
 
 
 def admissible_events(kg: KnowledgeGraph, events=(), *, at: float | None = None,
@@ -199,8 +187,6 @@ def admissible_events(kg: KnowledgeGraph, events=(), *, at: float | None = None,
     ``allow_independent``) and, for surges and DDoS, reachable (rule 5, with default
     sources). Types with no admissible target are left out.
     """
-    from harness.scenario import types  # the registry lives with the scenario records
-
     state = replay(kg, events)
     last = max((_get(e, "timestamp") for e in events), default=0.0)
     state.advance(last if at is None else at)
@@ -233,3 +219,12 @@ def replay(kg: KnowledgeGraph, events) -> CausalState:
 
 def _get(e, key):
     return e.get(key) if isinstance(e, dict) else getattr(e, key)
+
+
+def blast_radius(kg: KnowledgeGraph, events) -> dict[str, list[str]]:
+    """What ``events`` (Event objects or dicts with ``event_type``, ``target`` and optionally
+    ``params``) touch, structurally — see :func:`harness.kg.query.blast_radius`."""
+    elements: set[str] = set()
+    for e in events:
+        elements |= types.get(_get(e, "event_type")).touched(kg, _get(e, "target"), _get(e, "params") or {})
+    return element_blast_radius(kg, elements)

@@ -1,0 +1,1 @@
+"""Event types, one module each; the registry is :mod:`harness.scenario.types`."""
