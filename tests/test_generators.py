@@ -39,7 +39,7 @@ def test_mutate_keeps_only_valid_children(abilene_kg):
 
 def test_rule_order_links_then_routers_by_betweenness(abilene_kg):
     order = rule_order(abilene_kg)
-    assert [t for t, _ in order] == ["fiber_link_failure"] * 14 + ["router_failure"] * 11
+    assert [t for t, _ in order] == ["fiber_link_failure"] * 14 + ["router_failure"] * 11 + ["power_outage"] * 11
     import networkx as nx
     nb = nx.betweenness_centrality(abilene_kg.topology, weight="delay_ms")
     routers = [r for t, r in order if t == "router_failure"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from harness.cli.kg import kg_from_ref
+from harness.kg import kg_from_ref
 from harness.errors import AniError
 from harness.scenario import check_scenario, read_scenarios
 from harness.scenario.model import Scenario

@@ -75,11 +75,11 @@ def require_effects(twin: str, supported: Iterable[str]) -> None:
 
 def _register_builtins() -> None:
     from harness.scenario.events import (ddos_spike, fiber_link_failure, link_degradation, misconfiguration,
-                                         router_failure, router_overload, srlg_failure, traffic_surge)
+                                         power_outage, router_failure, router_overload, srlg_failure, traffic_surge)
 
     for t in (fiber_link_failure.FiberLinkFailure, srlg_failure.SrlgFailure, router_failure.RouterFailure,
               router_overload.RouterOverload, link_degradation.LinkDegradation, traffic_surge.TrafficSurge,
-              ddos_spike.DDoSSpike, misconfiguration.Misconfiguration):
+              ddos_spike.DDoSSpike, misconfiguration.Misconfiguration, power_outage.PowerOutage):
         register(t())
 
 

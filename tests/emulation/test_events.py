@@ -153,3 +153,27 @@ def test_wrong_next_hop_loops_until_rollback(tmp_path, graph):
     assert flow.row("failure").unreachable_pairs == fail.unreachable_pairs
     assert set(flow.row("failure").impacted_node_names) == set(fail.impacted_node_names)
     assert r.timeline[0]["unreachable_pairs"] == 2
+
+
+@pytest.mark.root
+def test_power_outage_fails_every_router_in_the_radius(graph, tmp_path):
+    """On the equator B is 33.4 km from A and C 55.6 km (0.3° and 0.5° of longitude at
+    111.195 km per degree): a 50 km outage at A takes A and B down on both twins, and the
+    emulation brings them back afterwards."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    g = graph(RING + [("C", "E"), ("E", "A")])
+    for n, lon in {"A": 0.0, "B": 0.3, "C": 0.5, "D": 1.0, "E": None}.items():
+        g.nodes[n].update(lat=None if lon is None else 0.0, lon=lon)
+    kg = build_kg(g)
+    s = scenario(kg, "outage", {"event_type": "power_outage", "target": "A", "timestamp": 5})
+    with EmulationTwin(run_dir=tmp_path) as twin:
+        r = twin.run(kg, s, "auto")
+        assert twin.net.injected["down_routers"] == []          # rolled back after the run
+    flow = FlowTwin().run(kg, s, "auto")
+    assert "routers A, B down" in r.timeline[0]["done"]
+    for res in (r, flow):
+        fail = res.row("failure")
+        assert {"A", "B"} <= set(fail.impacted_node_names), (res.twin, fail.impacted_node_names)
+        assert fail.unreachable_pairs > 0
+    assert r.row("baseline").unreachable_pairs == 0
