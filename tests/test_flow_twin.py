@@ -153,3 +153,19 @@ def test_reroute_constants_are_configurable(stub_kg, tmp_path):
     assert model == RerouteModel(80.0, 5.0, 2.0)
     slow = FlowTwin(reroute=model).run(stub_kg, s).row("failure")
     assert slow.reroute_time_ms_max == pytest.approx(default.reroute_time_ms_max + 80 - RerouteModel().detection_ms)
+
+
+def test_sweep_counts_impacted_nodes_like_ani_run(abilene_kg):
+    """The sweep and `ani run` share one impacted-node rule (each service's own SLA)."""
+    from harness.scenario.validate import validate_scenario
+    from harness.twin.sweep import sweep
+
+    twin = FlowTwin()
+    rows = sweep(abilene_kg, 1, twin=twin)
+    assert any(r["impacted_nodes"] for r in rows)
+    for r in rows:
+        s = validate_scenario(abilene_kg, {"id": "cut", "events": [
+            {"event_type": "fiber_link_failure", "target": r["links"][0], "timestamp": 10}]})
+        fail = twin.run(abilene_kg, s).row("failure")
+        assert (r["impacted_nodes"], r["unreachable_pairs"]) == (fail.impacted_nodes, fail.unreachable_pairs), r
+        assert r["loss_pct"] == pytest.approx(fail.loss_pct, abs=1e-6)

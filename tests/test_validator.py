@@ -145,3 +145,15 @@ def test_shipped_examples_are_valid(abilene_kg):
             kinds |= {e.event_type for e in s.events}
     assert len(files) >= 8
     assert {"fiber_link_failure", "router_overload", "ddos_spike", "router_failure"} <= kinds
+
+
+def test_srlg_failure_keeps_an_earlier_shorter_cut_down():
+    """Regression (issue 12): cut A-B for 5 s at t=1, fail srlg1 (A-B, A-C) for good at t=2:
+    A-B stays down, so cutting it again at t=10 is refused."""
+    from harness.kg import build_kg
+    from harness.topology import load_topology
+
+    kg = build_kg(load_topology("square"))
+    reasons = check_scenario(kg, sc(ev("fiber_link_failure", "A-B", 1, duration_s=5),
+                                    ev("srlg_failure", "srlg1", 2), ev("fiber_link_failure", "A-B", 10)))
+    assert [str(r) for r in reasons] == ["event 2: [R2-alive] link A-B is already down"]

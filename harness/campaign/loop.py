@@ -31,7 +31,8 @@ from harness.campaign.feedback import build_feedback
 from harness.campaign.spec import CampaignSpec, GeneratorArm, load_spec
 from harness.campaign.store import CampaignStore
 from harness.errors import CampaignError
-from harness.generate import GenState, make_generator
+from harness.generate import GenState
+from harness.generate.registry import make_arm
 from harness.kg import build_kg
 from harness.kg.model import KnowledgeGraph
 from harness.scenario.model import Scenario
@@ -206,17 +207,14 @@ class _LazyServer:
 
 def _generator(spec: CampaignSpec, arm: GeneratorArm, generators: dict, llm_server):
     if arm.label not in generators:
-        options: dict = {}
+        llm: dict = {}
         if arm.generator == "llm":
             url, model = spec.llm.url, spec.llm.model
             if url is None:
                 url, model = llm_server.url_and_model()
-            options = dict(llm_url=url, model=model, constrained=not arm.unconstrained, use_kg=not arm.no_kg,
-                           use_feedback=not arm.no_feedback, temperature=spec.llm.temperature,
-                           compact_grammar=spec.llm.url is None)
-        elif arm.generator == "replay" and arm.incidents:
-            options = dict(log=arm.incidents)
-        generators[arm.label] = make_generator(arm.generator, **options)
+            llm = dict(llm_url=url, model=model, temperature=spec.llm.temperature, compact_grammar=spec.llm.url is None)
+        generators[arm.label] = make_arm(arm.generator, unconstrained=arm.unconstrained, no_kg=arm.no_kg,
+                                         no_feedback=arm.no_feedback, incidents=arm.incidents, **llm)
     return generators[arm.label]
 
 

@@ -31,6 +31,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.errors import CampaignError
+from harness.generate.registry import generator_names
 from harness.mitigate import STRATEGIES
 
 
@@ -45,7 +46,7 @@ class Traffic(_Strict):
 
 
 class GeneratorArm(_Strict):
-    generator: Literal["llm", "rule", "random", "replay", "greedy", "mutate"]
+    generator: str
     label: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.+-]{1,40}$")
     unconstrained: bool = False
     no_kg: bool = False
@@ -54,6 +55,9 @@ class GeneratorArm(_Strict):
 
     @model_validator(mode="after")
     def _flags(self):
+        known = generator_names()
+        if self.generator not in known:
+            raise ValueError(f"unknown generator {self.generator!r}; known: {', '.join(known)}")
         if self.generator != "llm" and (self.unconstrained or self.no_kg or self.no_feedback):
             raise ValueError(f"unconstrained/no_kg/no_feedback apply to the llm generator, not {self.generator}")
         if self.incidents and self.generator != "replay":

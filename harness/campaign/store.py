@@ -39,14 +39,29 @@ def _digest(body) -> str:
 
 
 class CampaignStore:
+    """The campaign directory, with an in-memory index: every unit is read and checked from
+    disk once (or kept as it is written), results are parsed once; the files stay the truth
+    (a new store — a resume — reads them again)."""
+
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._bodies: dict[str, dict] = {}
+        self._results: dict[str, ScenarioResult] = {}
 
     # ------------------------------------------------------------------ units
     def write_unit(self, rel: str, body: dict) -> None:
         atomic_write(self.root / rel, json.dumps({"sha256": _digest(body), "body": body}, sort_keys=True))
+        key = str(Path(rel))
+        self._bodies[key] = json.loads(json.dumps(body, sort_keys=True))   # exactly what a read returns
+        self._results.pop(key, None)
 
     def read_unit(self, rel: str | Path) -> dict:
+        key = str(Path(rel))
+        if key not in self._bodies:
+            self._bodies[key] = self._read(key)
+        return self._bodies[key]
+
+    def _read(self, rel: str) -> dict:
         path = self.root / rel
         try:
             data = json.loads(path.read_text())
@@ -97,8 +112,12 @@ class CampaignStore:
     def results(self) -> list[tuple[dict, ScenarioResult]]:
         """``(meta, result)`` per run; meta has label, iteration, mitigation."""
         out = []
-        for body in self.units("results"):
-            out.append(({k: v for k, v in body.items() if k != "result"}, ScenarioResult.model_validate(body["result"])))
+        for p in sorted((self.root / "results").glob("*.json")):
+            key = str(p.relative_to(self.root))
+            body = self.read_unit(key)
+            if key not in self._results:
+                self._results[key] = ScenarioResult.model_validate(body["result"])
+            out.append(({k: v for k, v in body.items() if k != "result"}, self._results[key]))
         return out
 
     # ------------------------------------------------------------------ derived views

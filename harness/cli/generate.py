@@ -7,16 +7,30 @@ from pathlib import Path
 
 import click
 
-from harness.cli.kg import kg_from_ref
+from harness.kg import kg_from_ref
 from harness.errors import ConfigError
 from harness.scenario import check_scenario, write_scenarios
 from harness.scenario.model import Scenario
 
 
+class GeneratorChoice(click.Choice):
+    """``click.Choice`` over the generator registry, read when first needed (the registry
+    imports every generator, which the rest of the CLI does not need)."""
+
+    def __init__(self):
+        self.case_sensitive = True
+
+    @property
+    def choices(self):
+        from harness.generate import generator_names
+
+        return generator_names()
+
+
 @click.command("generate")
 @click.option("--topology", required=True, help="Topology NAME|FILE.")
 @click.option("--generator", "name", default="llm", show_default=True,
-              type=click.Choice(["llm", "rule", "random", "replay", "greedy", "mutate"]))
+              type=GeneratorChoice())
 @click.option("--count", default=10, show_default=True, help="Scenarios to propose.")
 @click.option("--max-events", default=3, show_default=True, help="Events per scenario at most.")
 @click.option("--unconstrained", is_flag=True, help="LLM ablation: same prompt, no schema while decoding.")
@@ -35,7 +49,8 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     """Propose COUNT scenarios, validate each, and print validity and diversity."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from harness.generate import GenState, make_generator
+    from harness.generate import GenState
+    from harness.generate.registry import make_arm
     from harness.generate.metrics import diversity, novelty, validity_rate
     from harness.generate.replay import DEFAULT_LOG, read_incidents
     from harness.scenario import read_scenarios
@@ -46,13 +61,9 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     state = GenState(topology=topology, max_events=max_events)
     if parents:
         state.history = [Scenario.model_validate(r) for r in read_scenarios(parents)]
-    options = {}
-    if name == "llm":
-        options = dict(llm_url=llm_url, model=model, constrained=not unconstrained, use_kg=not no_kg,
-                       use_feedback=not no_feedback, temperature=temperature)
-    elif name == "replay" and incidents:
-        options = dict(log=incidents)
-    gen = make_generator(name, **options)
+    llm = dict(llm_url=llm_url, model=model, temperature=temperature) if name == "llm" else {}
+    gen = make_arm(name, unconstrained=unconstrained, no_kg=no_kg, no_feedback=no_feedback,
+                   incidents=incidents if name == "replay" else None, **llm)   # also the novelty reference
     proposed: list[Scenario] = []
     try:
         with Progress(TextColumn(f"generate ({name})"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -6,17 +6,9 @@ import json
 
 import click
 
-from harness.kg import build_kg, dependents, load_kg, save_kg
+from harness.kg import dependents, kg_from_ref, save_kg
 from harness.scenario.causal import blast_radius
 from harness.kg.traffic import MODELS
-from harness.topology import load_topology
-
-
-def kg_from_ref(ref: str, traffic: str = "gravity", seed: int = 0, incidents: str | None = None):
-    """A knowledge graph from a saved KG file (``*.kg.json``) or a topology reference."""
-    if ref.endswith(".kg.json"):
-        return load_kg(ref)
-    return build_kg(load_topology(ref, seed=seed), traffic=traffic, seed=seed, incidents=incidents)
 
 
 @click.group()

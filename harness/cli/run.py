@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from harness.cli.kg import kg_from_ref
+from harness.kg import kg_from_ref
 from harness.errors import ConfigError
 from harness.mitigate import STRATEGIES
 from harness.scenario import read_scenarios, validate_scenario

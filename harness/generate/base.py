@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from harness.kg.model import KnowledgeGraph
-from harness.registry import Registry
 from harness.scenario.model import Scenario
 
 
@@ -65,33 +64,6 @@ class Generator(Protocol):
 
     def propose(self, kg: KnowledgeGraph, state: GenState, feedback: Feedback | None, n: int,
                 seed: int) -> list[Scenario]: ...
-
-
-def _builtin(registry: Registry) -> None:
-    from harness.generate.greedy import GreedyGenerator
-    from harness.generate.llm import LLMGenerator
-    from harness.generate.mutate import MutateGenerator
-    from harness.generate.random_gen import RandomGenerator
-    from harness.generate.replay import ReplayGenerator
-    from harness.generate.rule import RuleGenerator
-
-    for cls in (LLMGenerator, RuleGenerator, RandomGenerator, ReplayGenerator, GreedyGenerator, MutateGenerator):
-        registry.register(cls.name, cls)
-
-
-GENERATORS: Registry[Generator] = Registry("generator", _builtin)
-
-
-def register_generator(name: str, factory: Callable[..., Generator]) -> None:
-    GENERATORS.register(name, factory)
-
-
-def generator_names() -> list[str]:
-    return GENERATORS.names()
-
-
-def make_generator(name: str, **options) -> Generator:
-    return GENERATORS.make(name, **options)
 
 
 def scenario_id(prefix: str, *parts: object) -> str:

@@ -9,7 +9,9 @@ import networkx as nx
 
 from harness.errors import KnowledgeGraphError
 from harness.fileio import atomic_write
+from harness.kg.build import build_kg
 from harness.kg.model import KINDS, KnowledgeGraph
+from harness.topology import load_topology
 
 FORMAT = "ani-kg/1"
 
@@ -46,3 +48,10 @@ def load_kg(path: str | Path) -> KnowledgeGraph:
     except (ValueError, UnicodeDecodeError) as exc:
         raise KnowledgeGraphError(f"malformed knowledge graph file {path}: {exc}") from None
     return from_json(data)
+
+
+def kg_from_ref(ref: str, traffic: str = "gravity", seed: int = 0, incidents: str | None = None) -> KnowledgeGraph:
+    """A knowledge graph from a saved KG file (``*.kg.json``) or a topology reference."""
+    if ref.endswith(".kg.json"):
+        return load_kg(ref)
+    return build_kg(load_topology(ref, seed=seed), traffic=traffic, seed=seed, incidents=incidents)

@@ -25,7 +25,7 @@ from harness.kg.model import KnowledgeGraph
 from harness.scenario import types as event_types
 from harness.scenario.events.base import Effect
 from harness.scenario.model import Scenario
-from harness.twin.kpi import CONGESTION_THRESHOLD
+from harness.monitoring import CONGESTION_THRESHOLD
 
 Action = dict
 #: Headroom over a source's normal volume that a rate limit leaves (10 %).

@@ -168,10 +168,10 @@ class CausalState:
         etype = types.get(event_type)
         if etype.effect_kinds & {"links_down", "routers_down"}:   # only removals need their effect here
             effect = etype.effect(self.kg, target, params)
-            for link in effect.links_down:
-                self.down_links.setdefault(link, end)
+            for link in effect.links_down:   # an element already down stays down the longer time
+                self.down_links[link] = max(self.down_links.get(link, end), end)
             for r in effect.routers_down:
-                self.down_routers.setdefault(r, end)
+                self.down_routers[r] = max(self.down_routers.get(r, end), end)
         if etype.condition:
             self.conditions[(event_type, target)] = end
 

@@ -20,7 +20,7 @@ KPIS: tuple[str, ...] = (
     "latency_ms_mean", "latency_ms_p95", "loss_pct", "reroute_time_ms_max", "reroute_time_ms_mean",
     "max_link_util", "congested_links", "impacted_nodes", "unreachable_pairs", "cascade_depth",
 )
-CONGESTION_THRESHOLD = 0.8
+from harness.monitoring import CONGESTION_THRESHOLD  # noqa: E402,F401 (part of the KPI record)
 
 
 def impacted_routers(kg, broken: dict[str, bool], failed_routers=()) -> set[str]:

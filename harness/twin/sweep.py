@@ -9,12 +9,10 @@ from __future__ import annotations
 import itertools
 from typing import Callable
 
-import numpy as np
-
 from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
 from harness.twin.flow.engine import NetState
-from harness.twin.flow.twin import FlowTwin
+from harness.twin.flow.twin import FlowTwin, impacted_nodes, sla_bounds
 
 
 def sweep(kg: KnowledgeGraph, k: int = 1, *, twin: FlowTwin | None = None,
@@ -27,19 +25,13 @@ def sweep(kg: KnowledgeGraph, k: int = 1, *, twin: FlowTwin | None = None,
     n = len(kg.flows)
     offered_total = sum(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows)
     combos = list(itertools.combinations(kg.links, k))
-    # The impacted-node rule of harness.twin.kpi.impacted_routers, vectorised over flows
-    # (SLA: loss above 5 %, or unreachable).
-    index = {r: i for i, r in enumerate(kg.routers)}
-    ends = np.array([[index[kg.attrs("flow", f)["src"]], index[kg.attrs("flow", f)["dst"]]] for f in kg.flows]).T
-    per_router = np.bincount(ends.ravel(), minlength=len(index))
+    bounds = sla_bounds(kg, eng.baseline.demand_ids[:n])   # the twins' own impacted-node rule
     rows = []
     for i, links in enumerate(combos):
         out = eng.evaluate(NetState(failed_links=frozenset(links)))
         reach = out.reachable[:n]
         lost = float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
-        broken = ~reach | (out.loss_fraction[:n] > 0.05)
-        bad = np.bincount(ends[0][broken], minlength=len(index)) + np.bincount(ends[1][broken], minlength=len(index))
-        impacted = {kg.routers[j] for j in np.nonzero(bad * 2 > per_router)[0]} | set(out.failed_routers)
+        impacted = impacted_nodes(kg, out, bounds)
         rows.append({
             "links": list(links),
             "loss_pct": round(100 * lost / offered_total, 6) if offered_total else 0.0,

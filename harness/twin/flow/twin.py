@@ -138,13 +138,7 @@ class FlowTwin:
         offered = out.offered_mbps[:n]
         lost = float((offered * out.loss_fraction[:n]).sum())
         total = float(offered.sum())
-        broken = {}
-        for i, f in enumerate(ids):
-            a = kg.attrs("flow", f)
-            sla = kg.attrs("service", a["service"])
-            broken[f] = bool(not reach[i] or out.loss_fraction[i] * 100 > sla["sla_loss_pct"]
-                             or out.latency_ms[i] > sla["sla_latency_ms"])
-        impacted = impacted_routers(kg, broken, out.failed_routers)
+        impacted = impacted_nodes(kg, out, sla_bounds(kg, ids))
         reroute = []
         if phase != "baseline":
             changed = np.nonzero(reach & _route_changed(before, out, n))[0]
@@ -167,6 +161,24 @@ class FlowTwin:
             unreachable_pairs=int((~reach).sum()),
             cascade_depth=int(out.cascade_rounds),
         )
+
+
+def sla_bounds(kg: KnowledgeGraph, flows) -> tuple[np.ndarray, np.ndarray]:
+    """Per flow (in the order given): its service's loss bound (%) and latency bound (ms)."""
+    slas = [kg.attrs("service", kg.attrs("flow", f)["service"]) for f in flows]
+    return (np.array([s["sla_loss_pct"] for s in slas], dtype=float),
+            np.array([s["sla_latency_ms"] for s in slas], dtype=float))
+
+
+def impacted_nodes(kg: KnowledgeGraph, out: Outcome, bounds: tuple[np.ndarray, np.ndarray]) -> set[str]:
+    """The shared impacted-node rule (:func:`harness.twin.kpi.impacted_routers`) on an engine
+    outcome: a monitored flow is broken when unreachable or outside its service's SLA;
+    ``bounds`` from :func:`sla_bounds` over the outcome's monitored flows."""
+    n = len(kg.flows)
+    loss_sla, latency_sla = bounds
+    with np.errstate(invalid="ignore"):
+        broken = ~out.reachable[:n] | (out.loss_fraction[:n] * 100 > loss_sla) | (out.latency_ms[:n] > latency_sla)
+    return impacted_routers(kg, dict(zip(out.demand_ids[:n], broken.tolist())), out.failed_routers)
 
 
 def _route_changed(before: Outcome, after: Outcome, n: int) -> np.ndarray:
