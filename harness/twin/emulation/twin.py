@@ -389,6 +389,8 @@ class EmulationTwin:
                 wait_until(t_end)
                 snaps["m1"] = self._ports(net)
                 paths_m = net.client.paths()
+            # the routers' capacity meters as they stand at the end (rollback re-creates them)
+            router_meters = net.client.meters() if net.router_capacity else {}
             probes.stop()
             if bg is not None:
                 bg_info.update(bg.stop())
@@ -527,6 +529,7 @@ class EmulationTwin:
             "reroute_note": "longest reply gap minus one probe interval, over pairs the controller rerouted that lost probes after the "
                             "trigger and recovered within the window",
             "senders": inj.notes,
+            "router_meters": router_meters,   # per router: packets its capacity meter passed and dropped
             "background": bg_info,
             "pair_loss_pct": pair_loss,   # per phase: monitored pairs (flow names) that lost probes
             # per phase: background pairs "src>dst" that lost packets: [offered packets, loss %]
