@@ -28,8 +28,8 @@ A scenario is *causally valid* on a knowledge graph when its events, taken in or
   event's links; or its element lies on the baseline path of a flow an earlier event
   affected (a flow depending on an element that event acted on).
 
-**R5-reach**  A ``traffic_surge`` or ``ddos_spike`` can reach its target through the network
-  as it stands at that moment: every explicit source has a path of live links to the
+**R5-reach**  An event that sends traffic (a type with ``reach_from``: surges, DDoS) can reach
+  its target through the network as it stands at that moment: every explicit source has a path of live links to the
   target; with no explicit sources, at least one other router has.
 
 Every violation becomes a :class:`Reason` naming the event index, the rule and the reason in

@@ -110,6 +110,9 @@ class EventType:
     condition: ClassVar[str | None] = None
     #: Parameters naming routers the event involves (checked like targets, part of R4).
     router_params: ClassVar[tuple[str, ...]] = ()
+    #: Sends traffic to its target: rule R5 checks the routers named by this parameter
+    #: (none named: any other router) can reach the target as the network stands.
+    reach_from: ClassVar[str | None] = None
     #: The role generators ask for by name (``"cut"``: the link cut, ``"surge"``: the demand
     #: surge); at most one type per role (:func:`harness.scenario.types.for_role`).
     role: ClassVar[str | None] = None
@@ -133,11 +136,13 @@ class EventType:
 
     # ------------------------------------------------------------------ causal rules
     def check(self, state: CausalState, target: str, params: dict) -> list[Problem]:
-        """Rule-2/5 problems of firing the event now (default: the target is alive and not
-        already in this type's ``condition``)."""
+        """Rule-2/5 problems of firing the event now (default: the target is alive, not
+        already in this type's ``condition``, and reachable by ``reach_from``'s routers)."""
         problems = state.target_problems(self.target_kind, target)
         if not problems and self.condition and state.in_condition(self.name, target):
             problems = [(R2, f"{self.target_kind} {target} is already {self.condition}")]
+        if not problems and self.reach_from:
+            problems = state.reach_problems(target, params.get(self.reach_from) or [])
         return problems
 
     def touched(self, kg: KnowledgeGraph, target: str, params: dict) -> set[str]:

@@ -27,9 +27,7 @@ class DDoSSpike(EventType):
     severity_defaults = {"low": {"intensity": 0.5}, "medium": {"intensity": 1.0}, "high": {"intensity": 2.0}}
     effect_kinds = frozenset({"traffic"})
     router_params = ("sources",)
-
-    def check(self, state, target, params):
-        return super().check(state, target, params) or state.reach_problems(target, params.get("sources") or [])
+    reach_from = "sources"
 
     def effect(self, kg, target, params, index=0):
         """``intensity ×`` the target's access capacity (sum of its links' capacities), split

@@ -23,10 +23,8 @@ class TrafficSurge(EventType):
     severity_defaults = {"low": {"multiplier": 2.0}, "medium": {"multiplier": 4.0}, "high": {"multiplier": 8.0}}
     effect_kinds = frozenset({"traffic"})
     router_params = ("sources",)
+    reach_from = "sources"
     role = "surge"
-
-    def check(self, state, target, params):
-        return super().check(state, target, params) or state.reach_problems(target, params.get("sources") or [])
 
     def effect(self, kg, target, params, index=0):
         """``(multiplier - 1) ×`` the KG demand of every flow source → target."""
