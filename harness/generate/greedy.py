@@ -18,7 +18,7 @@ from harness.kg.model import KnowledgeGraph
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario
 from harness.twin.flow.engine import NetState
-from harness.twin.flow.twin import FlowTwin
+from harness.twin.flow.twin import FlowTwin, lost_mbps
 from harness.twin.sweep import sweep
 
 
@@ -36,8 +36,7 @@ class GreedyGenerator:
         key = (id(kg), frozenset(links))
         if key not in self._losses:
             out = self.twin.engine(kg).evaluate(NetState(failed_links=frozenset(links)))
-            n = len(kg.flows)
-            self._losses[key] = float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
+            self._losses[key] = lost_mbps(out, len(kg.flows))
         return self._losses[key]
 
     def propose(self, kg: KnowledgeGraph, state: GenState, feedback: Feedback | None, n: int,

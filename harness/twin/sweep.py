@@ -12,7 +12,7 @@ from typing import Callable
 from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
 from harness.twin.flow.engine import NetState
-from harness.twin.flow.twin import FlowTwin, impacted_nodes, sla_bounds
+from harness.twin.flow.twin import FlowTwin, impacted_nodes, loss_pct, sla_bounds
 
 
 def sweep(kg: KnowledgeGraph, k: int = 1, *, twin: FlowTwin | None = None,
@@ -23,18 +23,16 @@ def sweep(kg: KnowledgeGraph, k: int = 1, *, twin: FlowTwin | None = None,
     twin = twin or FlowTwin()
     eng = twin.engine(kg)
     n = len(kg.flows)
-    offered_total = sum(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows)
     combos = list(itertools.combinations(kg.links, k))
     bounds = sla_bounds(kg, eng.baseline.demand_ids[:n])   # the twins' own impacted-node rule
     rows = []
     for i, links in enumerate(combos):
         out = eng.evaluate(NetState(failed_links=frozenset(links)))
         reach = out.reachable[:n]
-        lost = float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
         impacted = impacted_nodes(kg, out, bounds)
         rows.append({
             "links": list(links),
-            "loss_pct": round(100 * lost / offered_total, 6) if offered_total else 0.0,
+            "loss_pct": loss_pct(out, n),
             "unreachable_pairs": int((~reach).sum()),
             "impacted_nodes": len(impacted),
             "max_link_util": round(float(out.link_utilisation[~out.link_failed].max()), 6),

@@ -106,16 +106,16 @@ class FlowTwin:
     def run(self, kg: KnowledgeGraph, scenario: Scenario, mitigation: str | None = None) -> ScenarioResult:
         t0 = time.perf_counter()
         eng = self.engine(kg)
-        base = eng.evaluate(NetState())
+        base = eng.baseline
         timeline = []
         for i, e in enumerate(scenario.events):
-            out = eng.evaluate(state_for(kg, scenario.events[: i + 1], at=e.timestamp))
+            state = state_for(kg, scenario.events[: i + 1], at=e.timestamp)
+            out = eng.evaluate(state)
             row = self._row(kg, scenario.id, "failure", base, out, base)
             timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
                              **row.kpis(), "impacted_node_names": row.impacted_node_names})
-        at = max(e.timestamp for e in scenario.events)
-        failure_state = state_for(kg, scenario.events, at=at)
-        failure = eng.evaluate(failure_state)
+        # events are in time order (rule R3): the last timeline state is the failure state
+        failure_state, failure = state, out
         rows = {"baseline": self._row(kg, scenario.id, "baseline", base, base, base),
                 "failure": self._row(kg, scenario.id, "failure", base, failure, base)}
         mitigation_info: dict = {}
@@ -135,9 +135,6 @@ class FlowTwin:
         ids = out.demand_ids[:n]
         reach = out.reachable[:n]
         lat = out.latency_ms[:n][reach]
-        offered = out.offered_mbps[:n]
-        lost = float((offered * out.loss_fraction[:n]).sum())
-        total = float(offered.sum())
         impacted = impacted_nodes(kg, out, sla_bounds(kg, ids))
         reroute = []
         if phase != "baseline":
@@ -152,7 +149,7 @@ class FlowTwin:
             scenario_id=sid, twin=self.name, phase=phase,
             latency_ms_mean=_num(lat.mean()) if lat.size else None,
             latency_ms_p95=_num(np.percentile(lat, 95)) if lat.size else None,
-            loss_pct=round(100 * lost / total, 6) if total else 0.0,
+            loss_pct=loss_pct(out, n),
             reroute_time_ms_max=max(reroute) if reroute else 0.0,
             reroute_time_ms_mean=round(sum(reroute) / len(reroute), 6) if reroute else 0.0,
             max_link_util=_num(util.max()) if util.size else 0.0,
@@ -161,6 +158,17 @@ class FlowTwin:
             unreachable_pairs=int((~reach).sum()),
             cascade_depth=int(out.cascade_rounds),
         )
+
+
+def lost_mbps(out: Outcome, n: int) -> float:
+    """Traffic of the first ``n`` (monitored) demands that is not delivered, Mbit/s."""
+    return float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
+
+
+def loss_pct(out: Outcome, n: int) -> float:
+    """Lost over offered traffic of the first ``n`` (monitored) demands, percent."""
+    total = float(out.offered_mbps[:n].sum())
+    return round(100 * lost_mbps(out, n) / total, 6) if total else 0.0
 
 
 def sla_bounds(kg: KnowledgeGraph, flows) -> tuple[np.ndarray, np.ndarray]:
