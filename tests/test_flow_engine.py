@@ -13,6 +13,7 @@ from harness.errors import ConfigError, TopologyError
 from harness.topology import link_id, load_topology
 from harness.twin.flow.engine import Demand, EngineConfig, NetState, build
 
+
 BIG = EngineConfig(router_capacity=1e12)  # keep router overload out of link tests
 
 
@@ -377,7 +378,7 @@ def random_state(rng, G, nodes, links):
 @pytest.mark.parametrize("seed", range(2))
 def test_fast_routing_equals_exact_walk(seed, cfg, monkeypatch):
     """The vectorised DAG routing (table and per-hop variants) gives the exact walk's outcome."""
-    import harness.twin.flow.engine as engine_mod
+    import harness.twin.flow.routing as routing_mod
 
     G = load_topology("as:200", seed=seed)
     rng = random.Random(seed)
@@ -385,12 +386,12 @@ def test_fast_routing_equals_exact_walk(seed, cfg, monkeypatch):
     links = sorted(link_id(u, v) for u, v in G.edges)
     demands = [Demand(*rng.sample(nodes, 2), round(rng.lognormvariate(4, 1.5), 1), f"d{i}") for i in range(300)]
     demands.append(Demand(nodes[0], nodes[0], 5.0, "self"))
-    modes = {"exact": (True, engine_mod._DAG_TABLE_MAX), "table": (False, 10**12), "per-hop": (False, 0)}
+    modes = {"exact": (True, routing_mod._DAG_TABLE_MAX), "table": (False, 10**12), "per-hop": (False, 0)}
 
     def in_mode(mode, fn, *args):
         with monkeypatch.context() as mp:
-            mp.setattr(engine_mod, "_EXACT_ONLY", modes[mode][0])
-            mp.setattr(engine_mod, "_DAG_TABLE_MAX", modes[mode][1])
+            mp.setattr(routing_mod, "_EXACT_ONLY", modes[mode][0])
+            mp.setattr(routing_mod, "_DAG_TABLE_MAX", modes[mode][1])
             return fn(*args)
 
     engines = {mode: in_mode(mode, build, G, demands, cfg) for mode in modes}
