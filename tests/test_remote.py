@@ -23,7 +23,7 @@ import yaml
 from harness.campaign import CampaignStore, parse_spec, run_campaign
 from harness.errors import RemoteError
 from harness.remote import RemoteHost, parse_ssh_config, remote_doctor, run_remote_campaign
-from harness.remote.ssh import quote
+from harness.remote.connection import quote
 
 ANI = str(Path(sys.executable).parent / "ani")
 SPEC = {

@@ -1,7 +1,8 @@
-"""Running ani elsewhere: SSH hosts and Vagrant VMs (:mod:`.ssh`), Dask clusters (:mod:`.dask_dispatch`)."""
+"""Running ani elsewhere: SSH hosts and Vagrant VMs (:mod:`.connection`), campaigns run detached on
+them (:mod:`.campaign`), Dask clusters (:mod:`.dask_dispatch`)."""
 
-from harness.remote.ssh import (RemoteHost, RemoteRun, SSHTarget, parse_ssh_config, remote_doctor,
-                                run_remote_campaign, vagrant_target)
+from harness.remote.detached import RemoteRun, run_remote_campaign
+from harness.remote.connection import RemoteHost, SSHTarget, parse_ssh_config, remote_doctor, vagrant_target
 
 __all__ = ["RemoteHost", "RemoteRun", "SSHTarget", "parse_ssh_config", "remote_doctor", "run_remote_campaign",
            "vagrant_target"]
