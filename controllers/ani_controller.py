@@ -5,19 +5,7 @@ Handlers stay thin: path computation lives in :mod:`controllers.routing`, flow b
 :mod:`controllers.flows`.  Settings come from :data:`SETTINGS` (filled by
 :mod:`controllers.run` before the app starts).
 
-HTTP API (``127.0.0.1:<api_port>``, JSON in and out)
-    ``GET /health``        connected/verified switches, routes installed, down links, failover log
-    ``GET /ports``         per-port byte counters, rates and link utilisation
-    ``GET /paths``         current router paths between all pairs
-    ``GET /meters``        per router: packets and bytes its capacity meter passed and dropped
-    ``POST /mitigation``   ``{"action": "rate_limit", "router": R, "mbps": X}`` |
-                           ``{"action": "reroute", "avoid": ["A-B", ...]}`` |
-                           ``{"action": "undo", "what": "rate_limit"|"reroute"|"all", "router"?: R}``
-    ``POST /misconfig``    ``{"kind": "blackhole", "router": R, "dst": D}`` |
-                           ``{"kind": "wrong_next_hop", "router": R, "dst": D, "via": N}``
-    ``DELETE /misconfig``  roll back every misconfiguration (or ``?id=N`` one of them)
-    ``POST /capacity``     ``{"router": R, "mbps": X}`` sets R's forwarding capacity;
-                           ``{"router": R}`` restores R's nominal one, ``{}`` every router's
+The HTTP API (endpoints, JSON, status codes) is in :mod:`controllers.api`.
 
 Router forwarding capacity: a router whose topology entry has ``capacity_mbps`` gets a
 drop meter (:data:`controllers.flows.ROUTER_METER_ID`) that every packet entering its switch
@@ -30,8 +18,6 @@ import json
 import logging
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 from os_ken.base import app_manager
 from os_ken.controller import ofp_event
@@ -39,7 +25,7 @@ from os_ken.controller.handler import CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_D
 from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
-from controllers import flows, routing
+from controllers import api, flows, routing
 
 LOG = logging.getLogger("ani.controller")
 
@@ -82,7 +68,7 @@ class AniController(app_manager.OSKenApp):
         self.started = time.time()
         self._wire_cache = {}
         self.stats_thread = hub.spawn(self._poll_stats)
-        self._start_api(int(SETTINGS.get("api_port") or 0))
+        self.httpd = api.start(self, int(SETTINGS.get("api_port") or 0))
 
     # ---- switch life cycle ----------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -308,7 +294,7 @@ class AniController(app_manager.OSKenApp):
                     rec["rx_mbps"] = max(0.0, (st.rx_bytes - prev["rx_bytes"]) * 8 / dt / 1e6)
                 self.stats[key] = rec
 
-    # ---- API operations (called from HTTP threads) -------------------------------------
+    # ---- API operations (called from controllers.api's HTTP threads) ----------------------
     def health(self) -> dict:
         with self.lock:
             connected = sorted(self.by_dpid[d]["name"] for d in self.datapaths)
@@ -461,66 +447,3 @@ class AniController(app_manager.OSKenApp):
         if name not in self.by_name:
             raise ValueError(f"unknown router {name!r}")
         return self.by_name[name]
-
-    # ---- HTTP server ----------------------------------------------------------------
-    def _start_api(self, port: int) -> None:
-        app = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, fmt, *args):  # keep the log for routing events
-                LOG.debug("api: " + fmt, *args)
-
-            def _reply(self, code, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _body(self):
-                n = int(self.headers.get("Content-Length") or 0)
-                return json.loads(self.rfile.read(n) or b"{}") if n else {}
-
-            def _dispatch(self, fn):
-                try:
-                    self._reply(200, fn())
-                except (ValueError, KeyError, TypeError) as exc:
-                    self._reply(400, {"error": str(exc)})
-                except Exception as exc:  # the API must survive a bad request
-                    LOG.exception("api error")
-                    self._reply(500, {"error": f"{type(exc).__name__}: {exc}"})
-
-            def do_GET(self):
-                path = urlparse(self.path).path
-                routes = {"/health": app.health, "/ports": app.ports, "/paths": app.current_paths,
-                          "/meters": app.meters}
-                if path in routes:
-                    self._dispatch(routes[path])
-                else:
-                    self._reply(404, {"error": f"no such endpoint {path}"})
-
-            def do_POST(self):
-                path = urlparse(self.path).path
-                if path == "/mitigation":
-                    self._dispatch(lambda: app.mitigation(self._body()))
-                elif path == "/misconfig":
-                    self._dispatch(lambda: app.misconfig(self._body()))
-                elif path == "/capacity":
-                    self._dispatch(lambda: app.set_capacity(self._body()))
-                else:
-                    self._reply(404, {"error": f"no such endpoint {path}"})
-
-            def do_DELETE(self):
-                url = urlparse(self.path)
-                if url.path == "/misconfig":
-                    q = parse_qs(url.query)
-                    mid = int(q["id"][0]) if "id" in q else None
-                    self._dispatch(lambda: app.rollback(mid))
-                else:
-                    self._reply(404, {"error": f"no such endpoint {url.path}"})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, name="ani-api", daemon=True).start()
-        LOG.info("API listening on 127.0.0.1:%d", self.httpd.server_address[1])

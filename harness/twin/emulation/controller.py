@@ -34,7 +34,7 @@ def free_port() -> int:
 
 
 class ControllerClient:
-    """A small httpx client for the controller API (see :mod:`controllers.ani_controller`).
+    """A small httpx client for the controller API (see :mod:`controllers.api`).
 
     Every failure becomes :class:`ControllerError` with a plain message.
     """
