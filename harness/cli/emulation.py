@@ -24,15 +24,17 @@ def controller(topology_ref: str, ofp_port: int, api_port: int, bw_scale: float 
     """Run the ani os-ken controller for a topology in the foreground (Ctrl-C stops it)."""
     from harness.topology import load_topology
     from harness.twin.emulation.controller import PROCESS_TAG, PROJECT_ROOT
-    from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
+    from harness.twin.emulation.network import DEFAULT_BW_SCALE, scaled_rate
+    from harness.twin.emulation.plan import NetworkPlan
 
     graph = load_topology(topology_ref)
     rd = Path(run_dir or tempfile.mkdtemp(prefix="ani-controller-"))
     rd.mkdir(parents=True, exist_ok=True)
-    net = EmulatedNetwork(graph, rd, bw_scale=bw_scale or DEFAULT_BW_SCALE, prefix="ani000", controller=False)
+    scale = bw_scale or DEFAULT_BW_SCALE
+    plan = NetworkPlan.of(graph, lambda capacity: scaled_rate(capacity, scale), prefix="ani000")
     topo_file = rd / "topology.json"
-    topo_file.write_text(json.dumps(net.topology_record(), indent=1))
-    click.echo(f"topology {topology_ref}: {len(net.routers)} routers; file {topo_file}; "
+    topo_file.write_text(json.dumps(plan.topology_record(), indent=1))
+    click.echo(f"topology {topology_ref}: {len(plan.routers)} routers; file {topo_file}; "
                f"OpenFlow 127.0.0.1:{ofp_port}, API http://127.0.0.1:{api_port}")
     argv = [sys.executable, "-m", "controllers.run", "--topology-file", str(topo_file),
             "--ofp-port", str(ofp_port), "--api-port", str(api_port), "--tag", PROCESS_TAG]

@@ -52,6 +52,8 @@ def host_name(router: str) -> str:
 
 
 def host_ip(index: int) -> str:
+    """The host address of the router at 0-based ``index`` in sorted router order — one
+    address plan for the knowledge graph and the emulation (:mod:`harness.twin.emulation.plan`)."""
     return f"10.0.{index // 250}.{index % 250 + 1}"
 
 
@@ -66,11 +68,12 @@ def build_kg(topology: nx.Graph, *, traffic: str = "gravity", seed: int = 0, loa
     G = nx.MultiDiGraph(topology=topology.graph.get("name", ""), source=topology.graph.get("source"),
                         traffic=traffic, seed=seed, load=load)
     routers = list(topology.nodes)
+    order = {r: i for i, r in enumerate(sorted(routers))}
     for i, r in enumerate(routers):
         d = topology.nodes[r]
         G.add_node(nid("router", r), kind="router", name=r, label=d.get("label", r), lat=d.get("lat"), lon=d.get("lon"))
         h = host_name(r)
-        G.add_node(nid("host", h), kind="host", name=h, router=r, ip=host_ip(i))
+        G.add_node(nid("host", h), kind="host", name=h, router=r, ip=host_ip(order[r]))
         G.add_edge(nid("router", r), nid("host", h), key="hosts")
         G.add_edge(nid("host", h), nid("router", r), key="depends_on")
     for u, v, d in topology.edges(data=True):

@@ -170,6 +170,8 @@ def test_power_outage_fails_every_router_in_the_radius(graph, tmp_path):
     with EmulationTwin(run_dir=tmp_path) as twin:
         r = twin.run(kg, s, "auto")
         assert twin.net.injected["down_routers"] == []          # rolled back after the run
+        # one address plan: the emulated hosts have the knowledge graph's addresses
+        assert all(twin.net.host_ip(x) == kg.attrs("host", f"h_{x}")["ip"] for x in kg.routers)
     flow = FlowTwin().run(kg, s, "auto")
     assert "routers A, B down" in r.timeline[0]["done"]
     for res in (r, flow):
@@ -177,3 +179,14 @@ def test_power_outage_fails_every_router_in_the_radius(graph, tmp_path):
         assert {"A", "B"} <= set(fail.impacted_node_names), (res.twin, fail.impacted_node_names)
         assert fail.unreachable_pairs > 0
     assert r.row("baseline").unreachable_pairs == 0
+
+
+def test_schedule_is_data_in_execution_order():
+    from harness.scenario.model import Event
+    from harness.twin.emulation.twin import schedule
+
+    a = Event(event_type="fiber_link_failure", target="A-B", timestamp=1, duration_s=1)
+    b = Event(event_type="router_failure", target="C", timestamp=2)
+    steps = schedule([(0, a), (1, b)], at={0: 10.0, 1: 11.0}, undo_at={0: 11.0})
+    # a's undo is due with b's injection: the undo goes first
+    assert [(s.at, s.action, s.index) for s in steps] == [(10.0, "inject", 0), (11.0, "undo", 0), (11.0, "inject", 1)]

@@ -14,7 +14,7 @@ from harness.errors import ControllerError, EmulationError
 from harness.kg.build import build_kg
 from harness.scenario.validate import validate_scenario
 from harness.twin import make_twin
-from harness.twin.emulation.measure import parse_probe
+from harness.twin.emulation.measure import parse_ping
 from harness.twin.emulation.twin import EmulationTwin, monitored_pairs
 from harness.twin.flow.twin import FlowTwin
 
@@ -37,7 +37,7 @@ PING = """[100.000] 64 bytes from 10.0.0.2: icmp_seq=1 ttl=64 time=1.00 ms
 
 
 def test_probe_windows_and_disruption():
-    p = parse_probe(PING, "A", "B", 0.04)
+    p = parse_ping(PING, "A", "B", 0.04)
     assert p.window(99.9, 100.3) == (6, 4, [1.0] * 4)
     assert p.window(100.05, 100.15)[:2] == (2, 0)      # seqs 3 and 4, sent ~100.08 and ~100.12
     # lost after 100.05, resumed at 100.2: 0.15 s gap from the trigger minus one interval
@@ -47,9 +47,9 @@ def test_probe_windows_and_disruption():
     later = PING + ("[100.280] no answer yet for icmp_seq=7\n[100.320] no answer yet for icmp_seq=8\n"
                     "[100.360] no answer yet for icmp_seq=9\n"
                     "[100.400] 64 bytes from 10.0.0.2: icmp_seq=10 ttl=64 time=1.00 ms\n")
-    assert parse_probe(later, "A", "B", 0.04).disruption_s(100.05, 100.5) == pytest.approx(0.11)
-    assert parse_probe(later, "A", "B", 0.04).disruption_s(100.21, 100.5) == pytest.approx(0.16 - 0.04)
-    never = parse_probe(PING.split("[100.200]")[0], "A", "B", 0.04)
+    assert parse_ping(later, "A", "B", 0.04).disruption_s(100.05, 100.5) == pytest.approx(0.11)
+    assert parse_ping(later, "A", "B", 0.04).disruption_s(100.21, 100.5) == pytest.approx(0.16 - 0.04)
+    never = parse_ping(PING.split("[100.200]")[0], "A", "B", 0.04)
     assert never.disruption_s(100.05, 100.3) is None     # cut off, not rerouted
 
 

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from harness.twin.emulation.controller import PROCESS_TAG
-from harness.twin.emulation.network import NAME_RE as _NAME
-from harness.twin.emulation.network import PREFIX_RE as _PREFIX
+from harness.twin.emulation.plan import NAME_RE as _NAME
+from harness.twin.emulation.plan import PREFIX_RE as _PREFIX
 
 
 

@@ -163,17 +163,6 @@ class Injector:
             self._hops[a] = nx.single_source_shortest_path_length(self.kg.topology, a)
         return self._hops[a].get(b, 10 ** 6)
 
-    def current_rate(self, lid: str) -> float:
-        """The link's current shaped rate (Mbit/s, emulated units)."""
-        return self.net._shaped.get(lid) or self.net._links[lid]["rate_mbps"]
-
-    def failed_links(self) -> set[str]:
-        """Links the emulation has taken down (their own or a failed router's)."""
-        out = set(self.net._down_links)
-        for r in self.net._down_routers:
-            out |= {l for l in self.kg.links if r in self.kg.link_ends(l)}
-        return out
-
     def _iperf(self, src: str, dst: str, mbps: float, length: int = 1200,
                note: str | None = None) -> Generator:
         port = self._port()
@@ -300,7 +289,7 @@ class Injector:
                     net.add_loss(u, v, pct)
                     what.append(f"{pct:g} % loss per crossing ({net.fidelity.get('loss')})")
                 if factor is not None and factor < 1:
-                    rate = _clamp(self.current_rate(l) * factor)
+                    rate = _clamp(self.net.rate_mbps(l) * factor)
                     net.shape_link(u, v, rate)
                     what.append(f"shaped to {rate:g} Mbit/s")
                     out["shaped_mbps"] = rate
@@ -378,7 +367,7 @@ class Injector:
         if kind == "add_capacity":
             lid = action["link"]
             u, v = self.kg.link_ends(lid)
-            rate = _clamp(self.current_rate(lid) + float(action["mbps"]) * self.bw_scale)
+            rate = _clamp(self.net.rate_mbps(lid) + float(action["mbps"]) * self.bw_scale)
             self.net.shape_link(u, v, rate)
             return {"done": f"link {lid} re-shaped to {rate:g} Mbit/s"}
         if kind == "rollback":

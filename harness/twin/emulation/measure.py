@@ -9,22 +9,65 @@ next request).  A window ``[a, b)`` then holds the requests sent in it, answered
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.twin.emulation.probes import _NOANSWER, _REPLY  # one ping-output grammar for both parsers
+
+
+#: ``ping -D -O`` lines: a reply, a "no answer yet" (printed when the next request goes out),
+#: and the final count.  The one grammar of probe output in ani.
+_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
+_NOANSWER = re.compile(r"^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)")
+_SENT = re.compile(r"^(\d+) packets transmitted, (\d+) received")
 
 
 @dataclass
 class Probe:
-    """One monitored pair: per echo request ``(send_time, answered, rtt_ms)``, and reply times."""
+    """What one probe (one monitored ordered pair) saw.
+
+    ``sends``: per echo request ``(send_time, answered, rtt_ms)``; ``replies``: ``(epoch_time,
+    seq, rtt_ms)``; ``sent``: requests ping sent; ``t_start``/``t_stop``: when the probe ran.
+    """
 
     src: str
     dst: str
     interval_s: float
     sends: list[tuple[float, bool, float | None]] = field(default_factory=list)
-    reply_times: list[float] = field(default_factory=list)
+    replies: list[tuple[float, int, float]] = field(default_factory=list)
+    sent: int = 0
+    t_start: float = 0.0
+    t_stop: float = 0.0
+    #: First and last timestamps ping itself printed (its own clock of the probe).
+    t_first: float | None = None
+    t_last: float | None = None
+    #: Sequence numbers between ``t_first`` and ``t_last`` (for :attr:`rate_hz`).
+    seq_span: int = 0
+
+    @property
+    def reply_times(self) -> list[float]:
+        return [r[0] for r in self.replies]
+
+    @property
+    def received(self) -> int:
+        return len(self.replies)
+
+    @property
+    def rtts_ms(self) -> list[float]:
+        return [r[2] for r in self.replies]
+
+    @property
+    def loss_pct(self) -> float:
+        return 100.0 * (1 - self.received / self.sent) if self.sent else 100.0
+
+    @property
+    def rate_hz(self) -> float:
+        """Echo requests per second while ping ran (from ping's own timestamps)."""
+        if self.seq_span and self.t_last > self.t_first:
+            return self.seq_span / (self.t_last - self.t_first)
+        span = self.t_stop - self.t_start
+        return self.sent / span if span > 0 else 0.0
 
     def window(self, a: float, b: float) -> tuple[int, int, list[float]]:
         """``(sent, answered, rtts_ms)`` of requests sent in ``[a, b)``."""
@@ -48,31 +91,72 @@ class Probe:
         lost = [t for t, ok, _ in self.sends if after - self.interval_s <= t < until and not ok]
         if not lost:
             return 0.0
+        reply_times = self.reply_times
         first_lost, last_lost = min(lost), max(lost)
-        if not any(last_lost < r <= until for r in self.reply_times):
+        if not any(last_lost < r <= until for r in reply_times):
             return None
-        before = [r for r in self.reply_times if r <= first_lost]
+        before = [r for r in reply_times if r <= first_lost]
         start = max(after, before[-1]) if before else after
-        resumed = min(r for r in self.reply_times if r > first_lost)
+        resumed = min(r for r in reply_times if r > first_lost)
         return max(0.0, resumed - start - self.interval_s)
 
+    def longest_gap(self, after: float | None = None, until: float | None = None) -> float:
+        """Longest time (s) without replies, over gaps that end after ``after``.
 
-def parse_probe(text: str, src: str, dst: str, interval_s: float) -> Probe:
+        The edges count: from ``t_start`` to the first reply and from the last reply to
+        ``t_stop`` (a pair that never recovers has a gap up to the end of the probe).
+        Subtract :attr:`interval_s` for the time traffic was really lost.
+        """
+        times = [self.t_start] + self.reply_times + [until or self.t_stop]
+        best = 0.0
+        for a, b in zip(times, times[1:]):
+            if after is not None and b < after:
+                continue
+            best = max(best, b - max(a, self.t_start))
+        return best
+
+    def summary(self, after: float | None = None) -> dict:
+        rtts = sorted(self.rtts_ms)
+        return {"src": self.src, "dst": self.dst, "sent": self.sent, "received": self.received,
+                "loss_pct": round(self.loss_pct, 3), "rate_hz": round(self.rate_hz, 2),
+                "rtt_ms_mean": round(sum(rtts) / len(rtts), 3) if rtts else None,
+                "rtt_ms_p95": rtts[int(0.95 * (len(rtts) - 1))] if rtts else None,
+                "longest_gap_s": round(self.longest_gap(after), 4)}
+
+
+def parse_ping(text: str, src: str, dst: str, interval_s: float, t_start: float = 0.0,
+               t_stop: float = 0.0) -> Probe:
+    """Parse ``ping -D -O`` output into a :class:`Probe` (one pass)."""
     by_seq: dict[int, tuple[float, bool, float | None]] = {}
-    replies = []
+    replies, max_seq, sent = [], 0, None
+    first = last = None   # (timestamp, seq) of the first and last dated lines, to date the rate
     for line in text.splitlines():
         m = _REPLY.match(line)
         if m:
             ts, seq, rtt = float(m.group(1)), int(m.group(2)), float(m.group(3))
             by_seq[seq] = (ts - rtt / 1000.0, True, rtt)
-            replies.append(ts)
-            continue
-        m = _NOANSWER.match(line)
-        if m:
-            ts, seq = float(m.group(1)), int(m.group(2))
-            if seq not in by_seq:
-                by_seq[seq] = (ts - interval_s, False, None)
-    return Probe(src, dst, interval_s, sorted(by_seq.values()), sorted(replies))
+            replies.append((ts, seq, rtt))
+        else:
+            m = _NOANSWER.match(line)
+            if m:
+                ts, seq = float(m.group(1)), int(m.group(2))
+                if seq not in by_seq:
+                    by_seq[seq] = (ts - interval_s, False, None)
+            else:
+                m = _SENT.match(line)
+                if m:
+                    sent = int(m.group(1))
+                continue
+        first = first or (ts, seq)
+        last = (ts, seq)
+        max_seq = max(max_seq, seq)
+    replies.sort()
+    probe = Probe(src, dst, interval_s, sorted(by_seq.values()), replies,
+                  max(max_seq if sent is None else sent, len(replies)), t_start, t_stop)
+    if first and last and last[1] > first[1]:
+        # Rate from sequence numbers over ping's own clock (reply/report times of two seqs).
+        probe.t_first, probe.t_last, probe.seq_span = first[0], last[0], last[1] - first[1]
+    return probe
 
 
 def port_utilisation(before: dict, after: dict, rates: dict[str, float], skip: set[str]) -> dict[str, dict]:

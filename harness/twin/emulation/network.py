@@ -5,18 +5,12 @@ per router, with veth pairs between them.  Built directly with batched commands
 (one ``ovs-vsctl`` transaction, ``ip -batch``, ``tc -batch``) instead of Mininet's
 per-node shells, which makes bring-up several times faster (see ``benchmarks/bringup.py``).
 
-Naming scheme (every name starts with the run prefix so ``ani cleanup`` finds leftovers)
-    prefix          ``ani`` + 3 chars of ``[0-9a-z]`` (random per run), e.g. ``ani4kq``
-    router index n  1-based position of the router in ``sorted(topology.nodes)``
-    bridge          ``{prefix}s{n}``            e.g. ``ani4kqs12``, datapath id = n
-    host namespace  ``{prefix}h{n}``            and its interface has the same name
-    switch ports    ``{prefix}s{n}p{k}``        OpenFlow port k; port 1 faces the host,
-                    ports 2.. face neighbours in sorted link order
+Naming scheme: every name starts with the run prefix (``ani`` + 3 chars of ``[0-9a-z]``,
+random per run, e.g. ``ani4kq``) so ``ani cleanup`` finds leftovers; bridges, namespaces,
+ports and addresses are the :class:`~harness.twin.emulation.plan.NetworkPlan`'s (see there).
     nft table       ``netdev {prefix}``          (loss injection without netem)
-    host address    ``10.x.y.z/8`` with x.y.z = n; MAC ``02:a0:00:xx:yy:zz`` (= n)
     link group      ``1000 + int(prefix[3:], 36)``: every root-namespace interface of the run
                     (switch ports, bridge internal ports), so teardown is one ``ip link del group``
-Names must fit the 15-character Linux limit: up to 9999 routers and 999 ports per router.
 
 Bring-up order (what makes it fast)
     controller process started first (its imports overlap the rest) → one ``ip -batch``
@@ -56,7 +50,6 @@ import json
 import logging
 import os
 import random
-import re
 import shutil
 import signal
 import socket
@@ -72,6 +65,7 @@ import networkx as nx
 
 from harness.errors import AniError, EmulationError
 from harness.topology import link_id
+from harness.twin.emulation.plan import HOST_PORT, NAME_PREFIX, PREFIX_RE, NetworkPlan
 
 log = logging.getLogger(__name__)
 
@@ -82,15 +76,14 @@ MAX_RATE_MBPS = 1000.0
 #: (Linux' default 1000 packets would add a second of queueing at 10 Mbit/s).
 QUEUE_MS = 50.0
 QUEUE_MIN_BYTES = 15_000
-NAME_PREFIX = "ani"
-#: A run's prefix, and every bridge/interface/namespace name derived from it (switch ``s``
-#: or host ``h``, index, optional port) — the one definition ``ani cleanup`` matches too.
-PREFIX_RE = re.compile(rf"^{NAME_PREFIX}[0-9a-z]{{3}}$")
-NAME_RE = re.compile(rf"^{NAME_PREFIX}[0-9a-z]{{3}}[sh][0-9]+(p[0-9]+)?$")
-HOST_PORT = 1
 #: Echo requests sent at once by :meth:`EmulatedNetwork.reachability`.
 REACH_WAVE = 2000
 _IFNAMSIZ = 15
+
+
+def scaled_rate(capacity_mbps: float, bw_scale: float) -> float:
+    """A KG capacity as an emulated rate: scaled by ``bw_scale``, clamped to what shaping does."""
+    return round(min(MAX_RATE_MBPS, max(MIN_RATE_MBPS, capacity_mbps * bw_scale)), 6)
 
 
 def new_prefix() -> str:
@@ -195,22 +188,18 @@ class EmulatedNetwork:
         self.want_controller = controller
         self.shape = shape
         self.ready_timeout = ready_timeout
-        self.routers = sorted(topology.nodes)
-        if len(self.routers) > 9999:
-            raise EmulationError(f"{len(self.routers)} routers is more than the emulation supports (9999)")
-        self.index = {r: i + 1 for i, r in enumerate(self.routers)}
-        unknown = sorted(set(router_capacity_mbps or {}) - set(self.routers))
-        if unknown:
-            raise EmulationError(f"router_capacity_mbps names routers not in the topology: {unknown[:5]}")
+        #: names, ports and addresses (the prefix is chosen at start)
+        self.plan = NetworkPlan.of(topology, self._rate, router_capacity_mbps, prefix or "")
+        self.routers = list(self.plan.routers)
+        self.index = self.plan.index
         #: router -> emulated forwarding capacity (Mbit/s, scaled and clamped like link rates)
-        self.router_capacity = {r: self._rate(float(c)) for r, c in (router_capacity_mbps or {}).items() if c}
-        self.prefix = ""
+        self.router_capacity = self.plan.router_capacity
         self.fidelity: dict = {}
         self.controller = None          # ControllerProcess
         self.client = None              # ControllerClient
         self.timings: dict = {}
-        self._links: dict[str, dict] = {}
-        self._ports: dict[str, dict] = {}   # router -> {neighbour: port}
+        self._links = self.plan.links
+        self._ports = self.plan.ports          # router -> {neighbour: port}
         self._procs: list[subprocess.Popen] = []
         self._shaped: dict[str, float] = {}
         self._lossy: dict[str, float] = {}
@@ -220,75 +209,39 @@ class EmulatedNetwork:
         self._up = False
         self._old_sigterm = None
         self._lock = threading.RLock()
-        self._plan()
 
-    # ------------------------------------------------------------------ naming / plan
-    def _plan(self) -> None:
-        next_port = {r: HOST_PORT + 1 for r in self.routers}
-        self._ports = {r: {} for r in self.routers}
-        for u, v in sorted(tuple(sorted(e)) for e in self.topology.edges):
-            if u == v:
-                continue
-            d = self.topology.edges[u, v]
-            pu, pv = next_port[u], next_port[v]
-            next_port[u] += 1
-            next_port[v] += 1
-            if max(pu, pv) > 999:
-                raise EmulationError(f"router {u if pu > 999 else v} has more than 998 links; too many to emulate")
-            self._ports[u][v], self._ports[v][u] = pu, pv
-            cap = float(d.get("capacity_mbps") or 0) or 10_000.0
-            self._links[link_id(u, v)] = {"id": link_id(u, v), "u": u, "v": v, "u_port": pu, "v_port": pv,
-                                          "delay_ms": float(d.get("delay_ms") or 0.0), "capacity_mbps": cap,
-                                          "rate_mbps": self._rate(cap)}
-
+    # ------------------------------------------------------------------ names (the plan's)
     def _rate(self, capacity_mbps: float) -> float:
-        return round(min(MAX_RATE_MBPS, max(MIN_RATE_MBPS, capacity_mbps * self.bw_scale)), 6)
+        return scaled_rate(capacity_mbps, self.bw_scale)
+
+    @property
+    def prefix(self) -> str:
+        return self.plan.prefix
 
     def bridge(self, router: str) -> str:
-        """The OVS bridge name of ``router``."""
-        return f"{self.prefix}s{self._idx(router)}"
+        return self.plan.bridge(router)
 
     def netns(self, router: str) -> str:
-        """The network namespace (and interface) name of ``router``'s host."""
-        return f"{self.prefix}h{self._idx(router)}"
+        return self.plan.netns(router)
 
     def port_name(self, router: str, port: int) -> str:
-        return f"{self.prefix}s{self._idx(router)}p{port}"
-
-    def _idx(self, router: str) -> int:
-        try:
-            return self.index[router]
-        except KeyError:
-            raise EmulationError(f"unknown router {router!r}") from None
+        return self.plan.port_name(router, port)
 
     def host_ip(self, router: str) -> str:
-        """The IPv4 address of ``router``'s host (``10.x.y.z`` from its index)."""
-        n = self._idx(router)
-        return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+        return self.plan.host_ip(router)
 
     def host_mac(self, router: str) -> str:
-        n = self._idx(router)
-        return f"02:a0:00:{(n >> 16) & 255:02x}:{(n >> 8) & 255:02x}:{n & 255:02x}"
+        return self.plan.host_mac(router)
 
     def link(self, u: str, v: str) -> dict:
-        lid = link_id(u, v)
-        if lid not in self._links:
-            raise EmulationError(f"there is no link {lid}")
-        return self._links[lid]
+        return self.plan.link(u, v)
 
     def _link_ifaces(self, u: str, v: str) -> tuple[str, str]:
-        l = self.link(u, v)
-        return self.port_name(l["u"], l["u_port"]), self.port_name(l["v"], l["v_port"])
+        return self.plan.link_ifaces(u, v)
 
     def topology_record(self) -> dict:
-        """The controller's topology file contents (see :mod:`controllers.routing`)."""
-        return {"prefix": self.prefix,
-                "routers": [{"name": r, "dpid": self.index[r], "host_ip": self.host_ip(r),
-                             "host_mac": self.host_mac(r), "host_port": HOST_PORT,
-                             "bridge": self.bridge(r), "netns": self.netns(r),
-                             **({"capacity_mbps": self.router_capacity[r]} if r in self.router_capacity else {})}
-                            for r in self.routers],
-                "links": [dict(l) for l in self._links.values()]}
+        """The controller's topology file contents (:meth:`NetworkPlan.topology_record`)."""
+        return self.plan.topology_record()
 
     # ------------------------------------------------------------------ life cycle
     def __enter__(self) -> "EmulatedNetwork":
@@ -323,7 +276,7 @@ class EmulatedNetwork:
             raise EmulationError("datapath='kernel' asked for, but the kernel has no openvswitch module")
         if self.shape and not caps["htb"]:
             raise EmulationError("the kernel has no HTB qdisc; shaping impossible (use shape=False)")
-        self.prefix = self.prefix_req or new_prefix()
+        self.plan = self.plan.with_prefix(self.prefix_req or new_prefix())
         self.run_dir.mkdir(parents=True, exist_ok=True)
         delay = bool(caps["netem"]) and self.shape
         self.fidelity = {
@@ -595,7 +548,7 @@ class EmulatedNetwork:
                 for w in range(0, len(todo), REACH_WAVE):
                     wave = todo[w:w + REACH_WAVE]
                     for s, d in wave:
-                        pkt = _icmp_echo(ident, self._idx(d) & 0xFFFF, self._idx(s))
+                        pkt = _icmp_echo(ident, self.plan.idx(d) & 0xFFFF, self.plan.idx(s))
                         try:
                             sock_of[s].sendto(pkt, (self.host_ip(d), 0))
                         except OSError:
@@ -756,6 +709,25 @@ class EmulatedNetwork:
         """What is currently injected (plain data)."""
         return {"down_links": sorted(self._down_links), "down_routers": sorted(self._down_routers),
                 "shaped": dict(self._shaped), "loss": dict(self._lossy), "processes": len(self._procs)}
+
+    # ------------------------------------------------------------------ read-only state
+    @property
+    def down_routers(self) -> frozenset[str]:
+        """Routers taken down (:meth:`set_router`)."""
+        return frozenset(self._down_routers)
+
+    def failed_links(self) -> set[str]:
+        """Links that are down: their own ends, or a router at either end."""
+        return set(self._down_links) | {l for l, d in self._links.items()
+                                        if d["u"] in self._down_routers or d["v"] in self._down_routers}
+
+    def nominal_rate_mbps(self, lid: str) -> float:
+        """The link's built rate (Mbit/s, emulated units)."""
+        return self._links[lid]["rate_mbps"]
+
+    def rate_mbps(self, lid: str) -> float:
+        """The link's current rate: shaped by an event or mitigation, else nominal."""
+        return self._shaped.get(lid) or self._links[lid]["rate_mbps"]
 
 
 _CLONE_NEWNET = 0x40000000

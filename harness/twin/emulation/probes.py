@@ -2,9 +2,9 @@
 
 :class:`Probes` runs one ``ping -D -O -i 0.04`` (nominal 25 Hz, >= 20 Hz measured) per monitored ordered pair inside
 the source host's namespace, writes its output to ``run_dir/probes/`` and parses it on
-:meth:`Probes.stop` into :class:`PairStats`: RTT samples, loss %, and the longest gap
-between consecutive replies.  The *reroute time* after a failure at time ``t`` is the
-longest reply gap that ends after ``t`` (:meth:`PairStats.longest_gap`).
+:meth:`Probes.stop` once, into :class:`~harness.twin.emulation.measure.Probe` records (the
+one parser, :func:`~harness.twin.emulation.measure.parse_ping`): requests dated by send
+time, RTT samples, loss %, reply gaps.
 
 :func:`start_udp_traffic` / :func:`iperf_udp` drive iperf3 UDP between hosts
 (argument lists, never shell strings).
@@ -13,116 +13,21 @@ longest reply gap that ends after ``t`` (:meth:`PairStats.longest_gap`).
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import EmulationError
+from harness.twin.emulation.measure import Probe, parse_ping
 
 DEFAULT_INTERVAL_S = 0.04  # nominal 25 Hz: ping slips to ~18-20 Hz at 0.05 s on a loaded 2-vCPU machine
-_REPLY = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from [\d.]+: icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
-_NOANSWER = re.compile(r"^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)")
-_SENT = re.compile(r"^(\d+) packets transmitted, (\d+) received")
-
-
-@dataclass
-class PairStats:
-    """What one probe saw: ``replies`` are ``(epoch_time, seq, rtt_ms)``."""
-
-    src: str
-    dst: str
-    interval_s: float
-    t_start: float
-    t_stop: float
-    sent: int
-    replies: list[tuple[float, int, float]] = field(default_factory=list)
-    #: First and last timestamps ping itself printed (its own clock of the probe).
-    t_first: float | None = None
-    t_last: float | None = None
-    #: Sequence numbers between ``t_first`` and ``t_last`` (for :attr:`rate_hz`).
-    seq_span: int = 0
-
-    @property
-    def received(self) -> int:
-        return len(self.replies)
-
-    @property
-    def rtts_ms(self) -> list[float]:
-        return [r[2] for r in self.replies]
-
-    @property
-    def loss_pct(self) -> float:
-        return 100.0 * (1 - self.received / self.sent) if self.sent else 100.0
-
-    @property
-    def rate_hz(self) -> float:
-        """Echo requests per second while ping ran (from ping's own timestamps)."""
-        if self.seq_span and self.t_last > self.t_first:
-            return self.seq_span / (self.t_last - self.t_first)
-        span = self.t_stop - self.t_start
-        return self.sent / span if span > 0 else 0.0
-
-    def longest_gap(self, after: float | None = None, until: float | None = None) -> float:
-        """Longest time (s) without replies, over gaps that end after ``after``.
-
-        The edges count: from ``t_start`` to the first reply and from the last reply to
-        ``t_stop`` (a pair that never recovers has a gap up to the end of the probe).
-        Subtract :attr:`interval_s` for the time traffic was really lost.
-        """
-        times = [self.t_start] + [r[0] for r in self.replies] + [until or self.t_stop]
-        best = 0.0
-        for a, b in zip(times, times[1:]):
-            if after is not None and b < after:
-                continue
-            best = max(best, b - max(a, self.t_start))
-        return best
-
-    def summary(self, after: float | None = None) -> dict:
-        rtts = sorted(self.rtts_ms)
-        return {"src": self.src, "dst": self.dst, "sent": self.sent, "received": self.received,
-                "loss_pct": round(self.loss_pct, 3), "rate_hz": round(self.rate_hz, 2),
-                "rtt_ms_mean": round(sum(rtts) / len(rtts), 3) if rtts else None,
-                "rtt_ms_p95": rtts[int(0.95 * (len(rtts) - 1))] if rtts else None,
-                "longest_gap_s": round(self.longest_gap(after), 4)}
-
-
-def parse_ping(text: str, src: str, dst: str, interval_s: float, t_start: float, t_stop: float) -> PairStats:
-    """Parse ``ping -D -O`` output into :class:`PairStats`."""
-    replies, max_seq, sent = [], 0, None
-    first_seq = None  # (timestamp, seq) of the first line, to date seq 1
-    last = None
-    for line in text.splitlines():
-        m = _REPLY.match(line) or _NOANSWER.match(line)
-        if m:
-            ts, seq = float(m.group(1)), int(m.group(2))
-            if first_seq is None:
-                first_seq = (ts, seq)
-            last = (ts, seq)
-            max_seq = max(max_seq, seq)
-            if m.re is _REPLY:
-                replies.append((ts, seq, float(m.group(3))))
-            continue
-        m = _SENT.match(line)
-        if m:
-            sent = int(m.group(1))
-    if sent is None:
-        sent = max_seq
-    replies.sort()
-    stats = PairStats(src, dst, interval_s, t_start, t_stop, max(sent, len(replies)), replies)
-    if first_seq and last and last[1] > first_seq[1]:
-        # Rate from sequence numbers over ping's own clock (reply/report times of two seqs).
-        stats.t_first, stats.t_last = first_seq[0], last[0]
-        stats.seq_span = last[1] - first_seq[1]
-    return stats
 
 
 class Probes:
     """Continuous pings between ``pairs`` of routers' hosts of a running network.
 
-    Use as a context manager, or ``start()`` then ``stop() -> {(src, dst): PairStats}``.
+    Use as a context manager, or ``start()`` then ``stop() -> {(src, dst): Probe}``.
     """
 
     def __init__(self, net, pairs, *, interval_s: float = DEFAULT_INTERVAL_S, out_dir: str | Path | None = None):
@@ -135,7 +40,7 @@ class Probes:
         self.interval_s = interval_s
         self.out_dir = Path(out_dir or Path(net.run_dir) / "probes")
         self._procs = {}
-        self.results: dict[tuple[str, str], PairStats] = {}
+        self.results: dict[tuple[str, str], Probe] = {}
         self.t_start = self.t_stop = 0.0
 
     def start(self) -> "Probes":
@@ -148,7 +53,7 @@ class Probes:
             self._procs[(s, d)] = (self.net.spawn(s, argv, stdout=fh, stderr=subprocess.STDOUT), fh, path)
         return self
 
-    def stop(self) -> dict[tuple[str, str], PairStats]:
+    def stop(self) -> dict[tuple[str, str], Probe]:
         self.t_stop = time.time()
         for p, _fh, _path in self._procs.values():
             if p.poll() is None:

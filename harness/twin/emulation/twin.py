@@ -68,19 +68,20 @@ import os
 import shutil
 import tempfile
 import time
+from typing import NamedTuple
 from pathlib import Path
 
 from harness.errors import ConfigError, ControllerError, EmulationError
 from harness.kg.model import KnowledgeGraph
 from harness.mitigate import FailureView, plan
 from harness.scenario import types as event_types
-from harness.scenario.model import Scenario
+from harness.scenario.model import Event, Scenario
 from harness.topology import link_id
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
 from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
 from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, wait_until
-from harness.twin.emulation.measure import latency_stats, parse_probe, port_utilisation, traffic_loss
+from harness.twin.emulation.measure import latency_stats, port_utilisation, traffic_loss
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
 from harness.twin.emulation.probes import Probes
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
@@ -335,14 +336,11 @@ class EmulationTwin:
             snaps["b0"] = self._ports(net)
             wait_until(t_inj)
             snaps["b1"] = self._ports(net)
-            # --- inject and undo in time order; an undo goes after its own injection and
-            # before any injection due at the same time
-            steps = sorted([(at[i], k, 1, i, e) for k, (i, e) in enumerate(events)]
-                           + [(undo_at[i], k, 2, i, e) for k, (i, e) in enumerate(events) if i in undo_at])
-            for when, _, kind, i, e in steps:
+            for step in schedule(events, at, undo_at):   # the one executor of the schedule
+                when, i, e = step.at, step.index, step.event
                 wait_until(when)
                 t = time.time()
-                if kind == 1:
+                if step.action == "inject":
                     rec = inj.inject(i, e)
                     timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
                                      "severity": e.severity, "params": dict(e.params),
@@ -364,13 +362,13 @@ class EmulationTwin:
             wait_until(t_f1)
             snaps["f1"] = self._ports(net)
             paths_f = net.client.paths()
-            failed_links = inj.failed_links()
-            rates = {l: inj.current_rate(l) for l in kg.links}
+            failed_links = net.failed_links()
+            rates = {l: net.rate_mbps(l) for l in kg.links}
             util_f = port_utilisation(snaps["f0"], snaps["f1"], rates, failed_links)
             t_mit = None
             if mitigation:
                 view = FailureView(
-                    failed_links=set(failed_links), failed_routers=set(net._down_routers),
+                    failed_links=set(failed_links), failed_routers=set(net.down_routers),
                     link_utilisation={l: u["util"] for l, u in util_f.items()},
                     link_load_mbps={l: u["mbps"] / self.bw_scale for l, u in util_f.items()},
                     link_capacity_mbps={l: rates[l] / self.bw_scale for l in kg.links})
@@ -396,8 +394,8 @@ class EmulationTwin:
                 bg_info.update(bg.stop())
                 bg_info["bins_per_s"] = BINS_PER_S
             achieved = inj.collect()
-            rates_m = {l: inj.current_rate(l) for l in kg.links}
-            failed_m = inj.failed_links()
+            rates_m = {l: net.rate_mbps(l) for l in kg.links}
+            failed_m = net.failed_links()
             ok = True
         finally:
             try:
@@ -410,10 +408,7 @@ class EmulationTwin:
                        mitigated_window_s=round(t_end - t_m0, 3) if mitigation else None,
                        restore_s=restore_info.get("restore_s"), health_check_s=restore_info.get("health_check_s"))
         # ---------------------------------------------------------------- KPIs
-        parsed = {}
-        for (s, d) in pairs:
-            path = probes.out_dir / f"{s}__{d}.txt"
-            parsed[(s, d)] = parse_probe(path.read_text(errors="replace"), s, d, self.probe_interval_s)
+        parsed = probes.results      # parsed once, when the probes stopped
         @functools.lru_cache(maxsize=None)   # each phase window is asked for twice
         def traffic(a: float, b: float):
             return traffic_loss(bg.sent_bins, bg.recv_bins, a, b, BINS_PER_S) if bg is not None else {}
@@ -432,7 +427,7 @@ class EmulationTwin:
         rows = {}
         rows["baseline"], probe_loss["baseline"] = self._row(
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
-            port_utilisation(snaps["b0"], snaps["b1"], {l: net._links[l]["rate_mbps"] for l in kg.links}, set()),
+            port_utilisation(snaps["b0"], snaps["b1"], {l: net.nominal_rate_mbps(l) for l in kg.links}, set()),
             traffic, rerouted=set())
         down = set(routers_down(timeline, inj.effects))
         rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
@@ -664,6 +659,28 @@ class EmulationTwin:
             congested_links=len(congested), congested_link_names=congested,
             impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
             unreachable_pairs=unreachable, cascade_depth=None), probe_loss
+
+
+class Step(NamedTuple):
+    """One entry of a scenario's schedule: at epoch ``at``, ``action`` event ``index``."""
+
+    at: float
+    order: int          # the event's position in time order (ties keep it)
+    rank: int           # 0 = inject, 1 = undo: at equal times an undo follows its own injection
+    index: int
+    event: Event
+
+    @property
+    def action(self) -> str:
+        return "inject" if self.rank == 0 else "undo"
+
+
+def schedule(events: list[tuple[int, Event]], at: dict[int, float], undo_at: dict[int, float]) -> list[Step]:
+    """The scenario's schedule as plain data, in execution order: every event injected at
+    ``at[i]``, and undone at ``undo_at[i]`` when its duration ends before the failure window;
+    an undo goes after its own injection and before any injection due at the same time."""
+    return sorted([Step(at[i], k, 0, i, e) for k, (i, e) in enumerate(events)]
+                  + [Step(undo_at[i], k, 1, i, e) for k, (i, e) in enumerate(events) if i in undo_at])
 
 
 def rerouted_pairs(before: dict, after: dict, failed_links: set[str] = frozenset(),
