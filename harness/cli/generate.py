@@ -64,24 +64,24 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     llm = dict(llm_url=llm_url, model=model, temperature=temperature) if name == "llm" else {}
     gen = make_arm(name, unconstrained=unconstrained, no_kg=no_kg, no_feedback=no_feedback,
                    incidents=incidents if name == "replay" else None, **llm)   # also the novelty reference
-    proposed: list[Scenario] = []
+    proposed = 0
+    valid, rejected = [], []
     try:
         with Progress(TextColumn(f"generate ({name})"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeRemainingColumn()) as bar:
             task = bar.add_task("gen", total=count)
             for i in range(count):
-                batch = gen.propose(kg, state, None, 1, seed + i)
-                proposed += batch
-                state.history += [s for s in batch if isinstance(check_scenario(kg, s), Scenario)]
+                for s in gen.propose(kg, state, None, 1, seed + i):
+                    proposed += 1
+                    verdict = check_scenario(kg, s)     # once per proposal
+                    (valid if isinstance(verdict, Scenario) else rejected).append((s, verdict))
+                    if isinstance(verdict, Scenario):
+                        state.history.append(s)
                 bar.update(task, completed=i + 1)
     finally:
         if hasattr(gen, "close"):
             gen.close()
-    attempted = len(getattr(gen, "records", [])) or len(proposed)
-    valid, rejected = [], []
-    for s in proposed:
-        verdict = check_scenario(kg, s)
-        (valid if isinstance(verdict, Scenario) else rejected).append((s, verdict))
+    attempted = len(getattr(gen, "records", [])) or proposed
     write_scenarios([s for s, _ in valid], output)
     if rejected:
         rej_path = Path(output).with_suffix(".rejected.jsonl")
