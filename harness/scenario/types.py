@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from harness.errors import ConfigError
-from harness.scenario.events.base import EFFECT_KINDS, Effect, EventType, TargetKind  # noqa: F401 (re-exported)
+from harness.scenario.events.base import EFFECT_KINDS, Effect, EventType  # noqa: F401 (re-exported)
 
 _REGISTRY: dict[str, EventType] = {}
 

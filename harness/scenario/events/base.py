@@ -17,18 +17,27 @@ emulation scales them by its ``bw_scale`` like the rest of its traffic.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from harness.kg.model import KnowledgeGraph, nid
 
-if TYPE_CHECKING:   # only for annotations: the causal state imports the registry
-    from harness.scenario.causal import CausalState
-
 TargetKind = Literal["link", "router", "srlg"]
 Problem = tuple[str, str]          # (rule, message)
 R2, R5 = "R2-alive", "R5-reach"
+
+
+class CausalView(Protocol):
+    """What an event type's checks may ask of the causal state
+    (:class:`harness.scenario.causal.CausalState`, which imports this module)."""
+
+    kg: KnowledgeGraph
+
+    def target_problems(self, kind: str, target: str) -> list[Problem]: ...
+    def in_condition(self, event_type: str, target: str) -> bool: ...
+    def reach_problems(self, target: str, sources: list[str]) -> list[Problem]: ...
+    def link_alive(self, link: str) -> bool: ...
 
 
 class Params(BaseModel):
@@ -135,7 +144,7 @@ class EventType:
         return []
 
     # ------------------------------------------------------------------ causal rules
-    def check(self, state: CausalState, target: str, params: dict) -> list[Problem]:
+    def check(self, state: CausalView, target: str, params: dict) -> list[Problem]:
         """Rule-2/5 problems of firing the event now (default: the target is alive, not
         already in this type's ``condition``, and reachable by ``reach_from``'s routers)."""
         problems = state.target_problems(self.target_kind, target)

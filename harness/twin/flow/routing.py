@@ -10,7 +10,6 @@ from __future__ import annotations
 import heapq
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -18,9 +17,6 @@ from scipy.sparse.csgraph import dijkstra
 
 from harness.errors import ConfigError
 from harness.twin.flow.records import NetState
-
-if TYPE_CHECKING:
-    from harness.twin.flow.engine import FlowEngine
 
 @dataclass
 class _Walk:
@@ -54,7 +50,7 @@ class _Routes:
         self.F, self.routed, self.simple, self.slow = F, routed, simple, slow
 
 
-def _walk(eng: "FlowEngine", s: int, t: int, ctx: _Ctx, dist_t, dnp: np.ndarray) -> _Walk:
+def _walk(eng: "Routing", s: int, t: int, ctx: _Ctx, dist_t, dnp: np.ndarray) -> _Walk:
     """Follow ``s``'s traffic for ``t`` hop by hop (``dist_t``/``dnp``: distances to ``t``)."""
     n_arcs = eng._n_arcs
     elems: dict = {}
