@@ -13,6 +13,7 @@ from harness.generate import GenState
 from harness.generate.llm import LLMGenerator
 from harness.kg import build_kg
 from harness.llm import EmbeddedServer
+from harness.scenario import Scenario, check_scenario
 from harness.topology import load_topology
 
 
@@ -33,7 +34,7 @@ def main() -> None:
                 out = gen.propose(kg, state, None, args.count, seed=1)
                 dt = time.perf_counter() - t0
             events = sum(len(s.events) for s in out)
-            valid = sum(r["accepted"] for r in gen.records)
+            valid = sum(isinstance(check_scenario(kg, s), Scenario) for s in out)   # the validator's verdict
             tokens = sum(r["tokens"] for r in gen.records)
             print(f"{label:>14}: {dt:6.1f} s, {events / dt:.2f} events/s, {len(out) / dt:.3f} scenarios/s, "
                   f"validity {valid}/{len(gen.records)}, {tokens / max(1, len(gen.records)):.0f} tokens/scenario")

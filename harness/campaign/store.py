@@ -130,8 +130,15 @@ class CampaignStore:
             json.dumps({"label": r["label"], "iteration": r["iteration"], **r["scenario"]}) + "\n" for r in scen))
         atomic_write(self.root / "rejected.jsonl", "".join(json.dumps(r) + "\n" for r in self.rejected()))
         # The model's log: one line per LLM scenario attempt (prompt hash, model, seed, tokens, verdict).
-        llm = [{"label": body["label"], "iteration": body["iteration"], **rec}
-               for body in self.units_under("proposals") for rec in body.get("records", [])]
+        # with each scenario's verdict from the loop's own validation (the generator does not validate)
+        verdicts = {r["scenario"]["id"]: (True, None) for r in scen}
+        verdicts.update({r["scenario"].get("id"): (False, r["reasons"][0]["message"]) for r in self.rejected()})
+        llm = []
+        for body in self.units_under("proposals"):
+            for rec in body.get("records", []):
+                ok, why = verdicts.get(rec.get("id"), (False, rec.get("reason")))
+                llm.append({"label": body["label"], "iteration": body["iteration"], **rec,
+                            "accepted": ok, "reason": rec.get("reason") or why})
         if llm:
             atomic_write(self.root / "logs" / "llm.jsonl", "".join(json.dumps(r) + "\n" for r in llm))
         rows = []

@@ -16,9 +16,11 @@ number of events, horizon), and feedback from earlier results (what hurt most, w
 mitigation fixed, what was rejected and why).
 
 Model output is untrusted: it is parsed as JSON, shaped by the :class:`Event` model, and the
-whole scenario still goes through the causal validator. Per scenario the generator records
-the prompt hash, model, seed, temperature, tokens, attempts and whether it was accepted
-(:attr:`LLMGenerator.records`).
+whole scenario still goes through the causal validator — once, where it is used (the campaign
+loop, ``ani generate``), not here. Per attempt the generator records the scenario id (none when
+the model's output could not be read, with the reason), prompt hash, model, seed, temperature,
+tokens and attempts (:attr:`LLMGenerator.records`); the campaign's ``logs/llm.jsonl`` adds each
+scenario's verdict.
 
 Ablations (flags): ``constrained=False`` — same prompt, no schema, parse whatever comes back;
 ``use_kg=False`` — no graph context in the prompt and no admissibility: the enums list every
@@ -41,7 +43,6 @@ from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario
-from harness.scenario.validate import check_scenario
 
 SEVERITIES = ["low", "medium", "high"]
 SYSTEM = ("You are a network resilience engineer writing failure scenarios for a telecom network "
@@ -219,7 +220,7 @@ class LLMGenerator:
         record = {"id": None, "generator": self.label, "model": self.client().model, "seed": seed,
                   "temperature": self.temperature, "tokens": tokens, "attempts": attempts,
                   "prompt_hash": hashlib.sha256("\n".join(prompts).encode()).hexdigest()[:16],
-                  "accepted": False, "reason": None}
+                  "reason": None}
         if failed or not events:
             record["reason"] = "the model's output could not be read as an event"
             self.records.append(record)
@@ -233,12 +234,7 @@ class LLMGenerator:
                                   prompt_hash=record["prompt_hash"],
                                   extra={"temperature": self.temperature, "tokens": record["tokens"],
                                          "attempts": attempts}))
-        verdict = check_scenario(kg, scenario)
-        record["id"] = scenario.id
-        record["accepted"] = isinstance(verdict, Scenario)
-        if not record["accepted"]:
-            record["reason"] = str(verdict[0])
-        scenario.provenance.extra["accepted"] = record["accepted"]
+        record["id"] = scenario.id     # its verdict is the validator's, at the edge (the campaign loop)
         self.records.append(record)
         return scenario
 
