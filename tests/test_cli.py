@@ -74,3 +74,53 @@ def test_scenario_validate_exit_codes(tmp_path):
     malformed.write_text("id: [")
     r = run("scenario", "validate", str(malformed))
     assert r.exit_code == 1 and r.output.startswith("error: ") and "malformed YAML" in r.output
+
+
+def test_version_and_count_ranges_and_mutate_needs_parents(tmp_path):
+    from importlib.metadata import version
+
+    r = run("--version")
+    assert r.exit_code == 0 and r.output.strip() == f"ani, version {version('ani-harness')}"
+    r = run("generate", "--topology", "topozoo/Abilene", "--generator", "rule", "--count", "-3",
+            "-o", str(tmp_path / "x.jsonl"))
+    assert r.exit_code == 2 and "-3 is not in the range x>=1" in r.output
+    r = run("generate", "--topology", "topozoo/Abilene", "--generator", "mutate", "-o", str(tmp_path / "x.jsonl"))
+    assert r.exit_code == 1 and "error: --generator mutate needs --from FILE" in r.output
+    assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_duplicates_are_reported_as_such(tmp_path):
+    # Abilene has 14 links and 11 routers: rule proposals repeat after 36 (with power outages)
+    r = run("generate", "--topology", "topozoo/Abilene", "--generator", "rule", "--count", "40",
+            "-o", str(tmp_path / "r.jsonl"))
+    assert r.exit_code == 0, r.output
+    assert "40 valid of 40 attempted" in r.output and "36 distinct, 4 duplicates of earlier ones" in r.output
+
+
+def test_ctrl_c_exits_130_and_a_campaign_says_how_to_resume(tmp_path):
+    """SIGINT once the campaign has written its first units: exit 130, a hint to resume."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    spec = {"name": "ctrlc", "topology": "topozoo/Abilene", "generators": [{"generator": "rule"}, {"generator": "random"}],
+            "budget": {"iterations": 200, "per_iteration": 3}, "mitigation": ["auto", "none"], "seed": 1}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    root = tmp_path / "c"
+    # the child restores Python's SIGINT handler: a background job (`make test &`) inherits it ignored
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from harness.cli.main import main; sys.argv = ['ani'] + sys.argv[1:]; main()")
+    proc = subprocess.Popen([sys.executable, "-c", code, "campaign", "run", str(tmp_path / "spec.yaml"), "-o", str(root)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not list(root.glob("results/*.json")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    err = err.decode(errors="replace")
+    assert proc.returncode == 130, err[-2000:]
+    assert f"interrupted; continue with: ani campaign run {root} --resume" in err
+    assert "Traceback" not in err and "Aborted!" not in err

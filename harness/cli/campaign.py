@@ -53,7 +53,12 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
 
             runner = DaskRunner(scheduler)
         with runner or nullcontext():
-            summary = run_campaign(root, spec, resume=resume, progress=progress, runner=runner)
+            try:
+                summary = run_campaign(root, spec, resume=resume, progress=progress, runner=runner)
+            except KeyboardInterrupt:
+                if (root / "spec.yaml").is_file():   # what is written is kept; say how to go on
+                    click.echo(f"interrupted; continue with: ani campaign run {root} --resume", err=True)
+                raise
     runs = ", ".join(f"{n} on {t}" for t, n in summary.runs.items()) or "nothing new"
     click.echo(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
                f"{summary.proposed} proposed; runs: {runs}; {summary.elapsed_s:.1f} s")

@@ -31,8 +31,9 @@ class GeneratorChoice(click.Choice):
 @click.option("--topology", required=True, help="Topology NAME|FILE.")
 @click.option("--generator", "name", default="llm", show_default=True,
               type=GeneratorChoice())
-@click.option("--count", default=10, show_default=True, help="Scenarios to propose.")
-@click.option("--max-events", default=3, show_default=True, help="Events per scenario at most.")
+@click.option("--count", default=10, show_default=True, type=click.IntRange(min=1), help="Scenarios to propose.")
+@click.option("--max-events", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Events per scenario at most.")
 @click.option("--unconstrained", is_flag=True, help="LLM ablation: same prompt, no schema while decoding.")
 @click.option("--no-kg", is_flag=True, help="LLM ablation: no graph context, targets by name only.")
 @click.option("--no-feedback", is_flag=True, help="LLM ablation: leave feedback out of the prompt.")
@@ -57,6 +58,8 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
 
     if name != "llm" and (unconstrained or no_kg or no_feedback or llm_url or model):
         raise ConfigError("--unconstrained, --no-kg, --no-feedback, --llm-url and --model apply to --generator llm")
+    if name == "mutate" and not parents:
+        raise ConfigError("--generator mutate needs --from FILE (the scenarios to mutate)")
     kg = kg_from_ref(topology)
     state = GenState(topology=topology, max_events=max_events)
     if parents:
@@ -90,7 +93,9 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
         click.echo(f"{len(rejected)} rejected scenarios with reasons in {rej_path}")
     d = diversity([s for s, _ in valid])
     log = read_incidents(incidents or DEFAULT_LOG)
-    click.echo(f"{len(valid)} valid of {attempted} attempted: validity {validity_rate(len(valid), attempted):.0%}")
+    distinct = len({json.dumps([e.model_dump(mode="json") for e in s.events], sort_keys=True) for s, _ in valid})
+    dups = f" ({distinct} distinct, {len(valid) - distinct} duplicates of earlier ones)" if distinct < len(valid) else ""
+    click.echo(f"{len(valid)} valid of {attempted} attempted: validity {validity_rate(len(valid), attempted):.0%}{dups}")
     click.echo(f"diversity: {d['distinct_pairs']} distinct (type, target) pairs, mean Jaccard distance "
                f"{d['mean_jaccard_distance']:.2f}, type entropy {d['type_entropy_bits']:.2f} bits; "
                f"novelty vs the incident log {novelty([s for s, _ in valid], log):.0%}")

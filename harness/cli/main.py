@@ -10,15 +10,24 @@ import click
 from harness.errors import AniError
 
 
+#: Exit codes: 0 ok, 1 an error ani reports, 2 a usage error (click's), 130 interrupted (Ctrl-C,
+#: 128 + SIGINT, as shells report it).
+EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+
+
 class AniGroup(click.Group):
-    """A click group that prints ``error: …`` for any :class:`AniError` and exits 1."""
+    """A click group that prints ``error: …`` for any :class:`AniError` and exits 1, and exits
+    130 on Ctrl-C (click alone says "Aborted!" and exits 1)."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except AniError as exc:
             click.echo(f"error: {exc}", err=True)
-            ctx.exit(1)
+            ctx.exit(EXIT_ERROR)
+        except (KeyboardInterrupt, click.exceptions.Abort):
+            click.echo("interrupted", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
 
 
 class _Formatter(logging.Formatter):
@@ -27,6 +36,7 @@ class _Formatter(logging.Formatter):
 
 
 @click.group(cls=AniGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="ani-harness", prog_name="ani")
 @click.option("-v", "--verbose", is_flag=True, help="Log debug messages.")
 def cli(verbose: bool) -> None:
     """ani — find out how your network breaks before it breaks."""
