@@ -124,3 +124,20 @@ def test_ctrl_c_exits_130_and_a_campaign_says_how_to_resume(tmp_path):
     assert proc.returncode == 130, err[-2000:]
     assert f"interrupted; continue with: ani campaign run {root} --resume" in err
     assert "Traceback" not in err and "Aborted!" not in err
+
+
+def test_generate_writes_scenarios_to_stdout_and_refuses_unknown_extensions(tmp_path):
+    import subprocess
+    import sys
+
+    code = "from harness.cli.main import main; import sys; sys.argv = ['ani'] + sys.argv[1:]; main()"
+    p = subprocess.run([sys.executable, "-c", code, "generate", "--topology", "topozoo/Abilene", "--generator", "rule",
+                        "--count", "3", "-o", "-"], capture_output=True, text=True, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    records = [json.loads(line) for line in p.stdout.splitlines()]      # stdout holds the scenarios only
+    assert len(records) == 3 and all(r["events"] for r in records)
+    assert "3 valid of 3 attempted" in p.stderr and not (tmp_path / "-").exists()
+    r = run("generate", "--topology", "topozoo/Abilene", "--generator", "rule", "--count", "2",
+            "-o", str(tmp_path / "out.txt"))
+    assert r.exit_code == 1 and "unknown scenario file type .txt" in r.output
+    assert not (tmp_path / "out.txt").exists()

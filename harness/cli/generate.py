@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -9,7 +10,9 @@ import click
 
 from harness.kg import kg_from_ref
 from harness.errors import ConfigError
+from harness.fileio import atomic_write
 from harness.scenario import check_scenario, write_scenarios
+from harness.scenario.io import check_output
 from harness.scenario.model import Scenario
 
 
@@ -44,10 +47,12 @@ class GeneratorChoice(click.Choice):
 @click.option("--incidents", type=click.Path(dir_okay=False), help="Incident log (JSONL) for replay and novelty.")
 @click.option("--from", "parents", type=click.Path(dir_okay=False), help="Scenarios to mutate (mutate).")
 @click.option("--seed", default=0, show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Write scenarios (.jsonl).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
+              help="Write scenarios (.jsonl, .json, .yaml; - is standard output, as JSONL).")
 def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_feedback, llm_url, model,
                  temperature, incidents, parents, seed, output) -> None:
     """Propose COUNT scenarios, validate each, and print validity and diversity."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from harness.generate import GenState
@@ -60,6 +65,8 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
         raise ConfigError("--unconstrained, --no-kg, --no-feedback, --llm-url and --model apply to --generator llm")
     if name == "mutate" and not parents:
         raise ConfigError("--generator mutate needs --from FILE (the scenarios to mutate)")
+    check_output(output)
+    say = functools.partial(click.echo, err=output == "-")   # with -o -, stdout holds the scenarios only
     kg = kg_from_ref(topology)
     state = GenState(topology=topology, max_events=max_events)
     if parents:
@@ -71,7 +78,7 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     valid, rejected = [], []
     try:
         with Progress(TextColumn(f"generate ({name})"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeRemainingColumn()) as bar:
+                      TimeRemainingColumn(), console=Console(stderr=True)) as bar:
             task = bar.add_task("gen", total=count)
             for i in range(count):
                 for s in gen.propose(kg, state, None, 1, seed + i):
@@ -86,17 +93,19 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
             gen.close()
     attempted = len(getattr(gen, "records", [])) or proposed
     write_scenarios([s for s, _ in valid], output)
-    if rejected:
+    if rejected and output == "-":
+        say(f"{len(rejected)} rejected scenarios (write to a file with -o to keep their reasons)")
+    elif rejected:
         rej_path = Path(output).with_suffix(".rejected.jsonl")
-        rej_path.write_text("".join(json.dumps({"scenario": s.model_dump(mode="json"),
-                                                "reasons": [r.to_dict() for r in v]}) + "\n" for s, v in rejected))
-        click.echo(f"{len(rejected)} rejected scenarios with reasons in {rej_path}")
+        atomic_write(rej_path, "".join(json.dumps({"scenario": s.model_dump(mode="json"),
+                                                   "reasons": [r.to_dict() for r in v]}) + "\n" for s, v in rejected))
+        say(f"{len(rejected)} rejected scenarios with reasons in {rej_path}")
     d = diversity([s for s, _ in valid])
     log = read_incidents(incidents or DEFAULT_LOG)
     distinct = len({json.dumps([e.model_dump(mode="json") for e in s.events], sort_keys=True) for s, _ in valid})
     dups = f" ({distinct} distinct, {len(valid) - distinct} duplicates of earlier ones)" if distinct < len(valid) else ""
-    click.echo(f"{len(valid)} valid of {attempted} attempted: validity {validity_rate(len(valid), attempted):.0%}{dups}")
-    click.echo(f"diversity: {d['distinct_pairs']} distinct (type, target) pairs, mean Jaccard distance "
+    say(f"{len(valid)} valid of {attempted} attempted: validity {validity_rate(len(valid), attempted):.0%}{dups}")
+    say(f"diversity: {d['distinct_pairs']} distinct (type, target) pairs, mean Jaccard distance "
                f"{d['mean_jaccard_distance']:.2f}, type entropy {d['type_entropy_bits']:.2f} bits; "
                f"novelty vs the incident log {novelty([s for s, _ in valid], log):.0%}")
-    click.echo(f"wrote {output}")
+    say(f"wrote {'standard output' if output == '-' else output}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Iterable
 
@@ -55,13 +56,32 @@ def read_scenarios(path: str | Path) -> list[dict]:
     return records
 
 
+#: The scenario file types, by extension.
+SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
+
+
+def check_output(path: str | Path) -> None:
+    """Refuse an output path whose extension names no scenario format (before any work)."""
+    if str(path) != "-" and Path(path).suffix.lower() not in SUFFIXES:
+        raise ScenarioError(f"{path}: unknown scenario file type {Path(path).suffix or '(none)'}; "
+                            "use .yaml, .yml, .json, .jsonl or - (standard output)")
+
+
 def write_scenarios(scenarios: Iterable[Scenario], path: str | Path) -> None:
-    """Write scenarios atomically: JSONL for ``.jsonl``, else YAML (a list) or JSON."""
-    path = Path(path)
+    """Write scenarios atomically, in the format the extension names: JSONL for ``.jsonl``,
+    JSON for ``.json``, YAML for ``.yaml``/``.yml`` (one scenario as a mapping, several as a
+    list); ``-`` is standard output, as JSONL. Any other extension is refused."""
     dumped = [s.model_dump(mode="json") for s in scenarios]
-    if path.suffix == ".jsonl":
+    if str(path) == "-":
+        sys.stdout.write("".join(json.dumps(d) + "\n" for d in dumped))
+        sys.stdout.flush()
+        return
+    check_output(path)
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
         text = "".join(json.dumps(d) + "\n" for d in dumped)
-    elif path.suffix == ".json":
+    elif suffix == ".json":
         text = json.dumps(dumped if len(dumped) != 1 else dumped[0], indent=2) + "\n"
     else:
         text = yaml.safe_dump(dumped if len(dumped) != 1 else dumped[0], sort_keys=False)
