@@ -141,3 +141,13 @@ def test_generate_writes_scenarios_to_stdout_and_refuses_unknown_extensions(tmp_
             "-o", str(tmp_path / "out.txt"))
     assert r.exit_code == 1 and "unknown scenario file type .txt" in r.output
     assert not (tmp_path / "out.txt").exists()
+
+
+def test_run_takes_several_files_and_writes_one_result_per_line(tmp_path):
+    r = run("run", "scenarios/abilene/fiber_cut.yaml", "scenarios/abilene/power_outage.yaml", "-o", str(tmp_path))
+    assert r.exit_code == 0, r.output
+    lines = (tmp_path / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["scenario_id"] for line in lines] == ["abilene-fiber-cut", "abilene-power-outage"]
+    r = run("run", "scenarios/abilene/fiber_cut.yaml", "-o", str(tmp_path / "one"))
+    lines = (tmp_path / "one" / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["rows"]["failure"]["loss_pct"] >= 0   # same schema for one

@@ -9,6 +9,7 @@ import click
 
 from harness.kg import kg_from_ref
 from harness.errors import ConfigError
+from harness.fileio import atomic_write
 from harness.mitigate import STRATEGIES
 from harness.scenario import read_scenarios, validate_scenario
 from harness.twin import KPIS, PHASES, make_twin
@@ -17,18 +18,19 @@ MITIGATIONS = ["none", *STRATEGIES]
 
 
 @click.command("run")
-@click.argument("scenario_file", type=click.Path(dir_okay=False))
+@click.argument("scenario_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--topology", help="Topology NAME|FILE (default: the scenario's own).")
 @click.option("--twin", "twin_name", default="flow", show_default=True, help="flow or emulation.")
 @click.option("--mitigate", "mitigation", type=click.Choice(MITIGATIONS), default="auto", show_default=True)
 @click.option("--seed", default=0, show_default=True, help="Traffic seed of the knowledge graph.")
 @click.option("--calibration", type=click.Path(dir_okay=False, exists=True),
               help="Flow twin: reroute-time constants from `ani campaign fidelity --calibrate` (calibration.json).")
-@click.option("-o", "--output", type=click.Path(file_okay=False), help="Directory for result.json.")
-def run_cmd(scenario_file: str, topology: str | None, twin_name: str, mitigation: str, seed: int,
+@click.option("-o", "--output", type=click.Path(file_okay=False),
+              help="Directory for results.jsonl (one result per line, however many scenarios).")
+def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: str, mitigation: str, seed: int,
             calibration: str | None, output: str | None) -> None:
-    """Run each scenario in SCENARIO_FILE and print its KPI table."""
-    raws = read_scenarios(scenario_file)
+    """Run each scenario in SCENARIO_FILES and print its KPI table."""
+    raws = [raw for f in scenario_files for raw in read_scenarios(f)]
     results = []
     graphs: dict = {}
     options = {}
@@ -52,9 +54,8 @@ def run_cmd(scenario_file: str, topology: str | None, twin_name: str, mitigation
     if output:
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
-        payload = [json.loads(r.to_json()) for r in results]
-        (out / "result.json").write_text(json.dumps(payload[0] if len(payload) == 1 else payload, indent=2))
-        click.echo(f"wrote {out / 'result.json'}")
+        atomic_write(out / "results.jsonl", "".join(json.dumps(json.loads(r.to_json())) + "\n" for r in results))
+        click.echo(f"wrote {out / 'results.jsonl'}")
 
 
 def _print_table(result) -> None:
