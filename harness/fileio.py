@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, text: str | bytes) -> None:
-    """Write to a temporary file beside ``path``, fsync it, and rename it into place."""
+    """Write to a temporary file beside ``path``, fsync it, rename it into place, fsync the
+    directory."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -16,3 +17,8 @@ def atomic_write(path: Path, text: str | bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_DIRECTORY)   # the rename itself survives a crash
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

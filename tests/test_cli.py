@@ -137,6 +137,7 @@ def test_generate_writes_scenarios_to_stdout_and_refuses_unknown_extensions(tmp_
     records = [json.loads(line) for line in p.stdout.splitlines()]      # stdout holds the scenarios only
     assert len(records) == 3 and all(r["events"] for r in records)
     assert "3 valid of 3 attempted" in p.stderr and not (tmp_path / "-").exists()
+    assert "━" not in p.stdout + p.stderr          # no progress bar when stderr is not a terminal
     r = run("generate", "--topology", "topozoo/Abilene", "--generator", "rule", "--count", "2",
             "-o", str(tmp_path / "out.txt"))
     assert r.exit_code == 1 and "unknown scenario file type .txt" in r.output

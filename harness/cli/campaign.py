@@ -25,7 +25,9 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
     """Run the campaign SPEC (YAML) into a directory, or --resume the one in DIR."""
     from contextlib import nullcontext
 
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from harness.cli.progress import progress_bar
 
     path = Path(target)
     if resume:
@@ -37,7 +39,7 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
             raise CampaignError(f"{path} is a directory; to continue a campaign use `ani campaign run {path} --resume`")
         spec = load_spec(path)
         root = Path(output) if output else Path("campaigns") / spec.name
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    with progress_bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeElapsedColumn(), TimeRemainingColumn()) as bar:
         overall = bar.add_task("campaign", total=None)
         step = bar.add_task("", total=None)

@@ -52,8 +52,9 @@ class GeneratorChoice(click.Choice):
 def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_feedback, llm_url, model,
                  temperature, incidents, parents, seed, output) -> None:
     """Propose COUNT scenarios, validate each, and print validity and diversity."""
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+
+    from harness.cli.progress import progress_bar
 
     from harness.generate import GenState
     from harness.generate.registry import make_arm
@@ -77,8 +78,8 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     proposed = 0
     valid, rejected = [], []
     try:
-        with Progress(TextColumn(f"generate ({name})"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                      TimeRemainingColumn(), console=Console(stderr=True)) as bar:
+        with progress_bar(TextColumn(f"generate ({name})"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeRemainingColumn()) as bar:
             task = bar.add_task("gen", total=count)
             for i in range(count):
                 for s in gen.propose(kg, state, None, 1, seed + i):

@@ -88,12 +88,14 @@ def _fmt(v) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write every row as JSONL.")
 def sweep_cmd(topology: str, k: str, twin_name: str, seed: int, top: int, output: str | None) -> None:
     """All single (or pair) link failures, ranked by impact."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
+
+    from harness.cli.progress import progress_bar
 
     from harness.twin.sweep import sweep
 
     kg = kg_from_ref(topology, seed=seed)
-    with Progress(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    with progress_bar(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("sweep", total=None)
         rows = sweep(kg, int(k), progress=lambda i, n: bar.update(task, completed=i, total=n))
