@@ -152,3 +152,15 @@ def test_run_takes_several_files_and_writes_one_result_per_line(tmp_path):
     r = run("run", "scenarios/abilene/fiber_cut.yaml", "-o", str(tmp_path / "one"))
     lines = (tmp_path / "one" / "results.jsonl").read_text().splitlines()
     assert len(lines) == 1 and json.loads(lines[0])["rows"]["failure"]["loss_pct"] >= 0   # same schema for one
+
+
+def test_campaign_summary_says_what_the_directory_holds_after_a_resume(tmp_path):
+    import yaml
+
+    spec = {"name": "tiny", "topology": "topozoo/Abilene", "generators": [{"generator": "rule"}],
+            "budget": {"iterations": 1, "per_iteration": 2}, "mitigation": ["auto", "none"], "seed": 1}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    r = run("campaign", "run", str(tmp_path / "spec.yaml"), "-o", str(tmp_path / "c"))
+    assert r.exit_code == 0 and "runs: 4 on flow; 4 results in the directory" in r.output, r.output
+    r = run("campaign", "run", str(tmp_path / "c"), "--resume")
+    assert r.exit_code == 0 and "runs: nothing new; 4 results in the directory" in r.output, r.output

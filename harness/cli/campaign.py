@@ -62,8 +62,10 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
                     click.echo(f"interrupted; continue with: ani campaign run {root} --resume", err=True)
                 raise
     runs = ", ".join(f"{n} on {t}" for t, n in summary.runs.items()) or "nothing new"
+    held = sum(1 for _ in (summary.root / "results").glob("*.json"))
     click.echo(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
-               f"{summary.proposed} proposed; runs: {runs}; {summary.elapsed_s:.1f} s")
+               f"{summary.proposed} proposed; runs: {runs}; {held} results in the directory; "
+               f"{summary.elapsed_s:.1f} s")
 
 
 @campaign.command("fidelity")
