@@ -164,3 +164,11 @@ def test_campaign_summary_says_what_the_directory_holds_after_a_resume(tmp_path)
     assert r.exit_code == 0 and "runs: 4 on flow; 4 results in the directory" in r.output, r.output
     r = run("campaign", "run", str(tmp_path / "c"), "--resume")
     assert r.exit_code == 0 and "runs: nothing new; 4 results in the directory" in r.output, r.output
+
+
+def test_kg_query_reads_forgiving_names():
+    r = run("kg", "query", "topozoo/Abilene", "--dependents", "KansasCity-Denver")
+    assert r.exit_code == 0 and "flow:" in r.output
+    assert run("kg", "query", "topozoo/Abilene", "--dependents", "Denver-KansasCity").output == r.output
+    r = run("kg", "query", "topozoo/Abilene", "--dependents", "kansas citty")
+    assert r.exit_code == 1 and "did you mean KansasCity" in r.output

@@ -157,3 +157,29 @@ def test_srlg_failure_keeps_an_earlier_shorter_cut_down():
     reasons = check_scenario(kg, sc(ev("fiber_link_failure", "A-B", 1, duration_s=5),
                                     ev("srlg_failure", "srlg1", 2), ev("fiber_link_failure", "A-B", 10)))
     assert [str(r) for r in reasons] == ["event 2: [R2-alive] link A-B is already down"]
+
+
+@pytest.mark.parametrize("written, canonical", [
+    (("fiber_link_failure", "KansasCity-Denver"), "Denver-KansasCity"),      # either orientation
+    (("fiber_link_failure", "kansas city-denver"), "Denver-KansasCity"),
+    (("router_failure", "Kansas City"), "KansasCity"),                       # the label in the data
+    (("router_failure", "kansascity"), "KansasCity"),
+    (("router_failure", "Washington DC"), "WashingtonDc"),
+])
+def test_forgiving_names_resolve_to_canonical_ids(abilene_kg, written, canonical):
+    from harness.scenario.validate import renamed
+
+    raw = sc(ev(*written, 1))
+    s = validate_scenario(abilene_kg, raw)
+    assert s.events[0].target == canonical
+    assert renamed(raw, s) == [f"event 0: target {written[1]!r} read as {canonical}"]
+
+
+def test_unknown_names_get_did_you_mean_and_metacharacters_never_resolve(abilene_kg):
+    reasons = check_scenario(abilene_kg, sc(ev("router_failure", "Kansas Citty", 1)))
+    assert "did you mean KansasCity?" in str(reasons[0])
+    reasons = check_scenario(abilene_kg, sc(ev("ddos_spike", "Denver", 1, params={"sources": ["newyorkk"]})))
+    assert "sources names an unknown router 'newyorkk'; did you mean NewYork?" in str(reasons[0])
+    assert isinstance(check_scenario(abilene_kg, sc(ev("router_failure", "Denver;", 1))), list)
+    s = validate_scenario(abilene_kg, sc(ev("ddos_spike", "Denver", 1, params={"sources": ["new york"]})))
+    assert s.events[0].params["sources"] == ["NewYork"]

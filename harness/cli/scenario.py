@@ -8,7 +8,7 @@ from harness.kg import kg_from_ref
 from harness.errors import AniError
 from harness.scenario import check_scenario, read_scenarios
 from harness.scenario.model import Scenario
-from harness.scenario.validate import notes
+from harness.scenario.validate import notes, renamed
 
 
 @click.group()
@@ -38,7 +38,7 @@ def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int) -> Non
             result = check_scenario(graphs[ref], raw)
             if isinstance(result, Scenario):
                 click.echo(f"{path}: {sid}: valid ({len(result.events)} events)")
-                for note in notes(graphs[ref], result):
+                for note in renamed(raw, result) + notes(graphs[ref], result):
                     click.echo(f"{path}: {sid}: note: {note}", err=True)
             else:
                 bad += 1

@@ -8,6 +8,7 @@ import networkx as nx
 
 from harness.errors import KnowledgeGraphError
 from harness.kg.model import KnowledgeGraph, nid, split
+from harness.kg.names import resolve, suggest
 
 
 def _node(kg: KnowledgeGraph, x: str) -> str:
@@ -18,7 +19,12 @@ def _node(kg: KnowledgeGraph, x: str) -> str:
     if len(kinds) == 1:
         return nid(kinds[0], x)
     if not kinds:
-        raise KnowledgeGraphError(f"no element named {x!r} in the knowledge graph of {kg.name}")
+        found = {nid(k, r) for k in ("router", "link") if (r := resolve(kg, k, x))}
+        if len(found) == 1:
+            return found.pop()
+        close = suggest(kg, "router", x) + suggest(kg, "link", x)
+        raise KnowledgeGraphError(f"no element named {x!r} in the knowledge graph of {kg.name}"
+                                  + (f"; did you mean {', '.join(close)}?" if close else ""))
     raise KnowledgeGraphError(f"{x!r} is ambiguous ({', '.join(kinds)}); write it as kind:name")
 
 

@@ -9,7 +9,10 @@ A scenario is *causally valid* on a knowledge graph when its events, taken in or
 **R1-target**  The target exists in the knowledge graph and is of the kind the event type
   takes (link, router or SRLG); routers named in parameters (``sources``, ``destinations``,
   ``next_hop``) exist too, a ``next_hop`` is a neighbour of the target, and a source is not
-  the target itself. Names are matched exactly and never interpreted: a target with shell
+  the target itself. Names are forgiving but never interpreted: either orientation of a link,
+  a router's label from the data, case, spaces, dots, dashes and underscores resolve to the
+  canonical id when exactly one element matches (:mod:`harness.kg.names`; ``ani scenario
+  validate`` says what it read), anything else gets "did you mean"; a target with shell
   metacharacters or path separators is simply an unknown target.
 
 **R2-alive**  The target is alive when the event fires: no failing a link or router that is
@@ -48,6 +51,7 @@ from pydantic import ValidationError
 from harness.errors import ConfigError, ScenarioInvalid
 from harness.scenario.causal import R1, R3, R4, CausalState
 from harness.kg.model import KnowledgeGraph
+from harness.kg.names import resolve, suggest
 from harness.scenario import types
 from harness.scenario.model import Event, Scenario
 
@@ -107,6 +111,8 @@ def check_scenario(kg: KnowledgeGraph, data: Scenario | dict) -> Scenario | list
                 loc = ".".join(str(x) for x in err["loc"])
                 reasons.append(Reason(i, SCHEMA, f"{event.event_type} parameter {loc}: {err['msg']}"))
             continue
+        event = _canonical(kg, etype, event, params)   # forgiving names -> canonical ids
+        params = event.params
         target_problems = _check_names(kg, etype, event.target, params)
         reasons += [Reason(i, R1, m) for m in target_problems]
         if event.timestamp < last_t:
@@ -127,10 +133,32 @@ def check_scenario(kg: KnowledgeGraph, data: Scenario | dict) -> Scenario | list
                                              "path); mark it independent if it is a new root cause"))
         if not alive:
             state.apply(event.event_type, event.target, event.end() if event.duration_s else math.inf, params)
-        normalised.append(event.model_copy(update={"params": params}))
+        normalised.append(event)
     if reasons:
         return reasons
     return scenario.model_copy(update={"events": normalised})
+
+
+def _canonical(kg: KnowledgeGraph, etype: types.EventType, event: Event, params: dict) -> Event:
+    """The event with its target and the routers its parameters name resolved to canonical
+    ids where the name is unambiguous (:func:`harness.kg.names.resolve`), params normalised."""
+    target = resolve(kg, etype.target_kind, event.target) or event.target
+    params = dict(params)
+    for key in ("sources", "destinations"):
+        if params.get(key):
+            params[key] = [resolve(kg, "router", r) or r for r in params[key]]
+    if params.get("next_hop"):
+        params["next_hop"] = resolve(kg, "router", params["next_hop"]) or params["next_hop"]
+    return event.model_copy(update={"target": target, "params": params})
+
+
+def renamed(raw: dict, scenario: Scenario) -> list[str]:
+    """What the validator read a raw scenario's names as, where it differs (to say so once)."""
+    out = []
+    for i, (r, e) in enumerate(zip(raw.get("events") or [], scenario.events)):
+        if isinstance(r, dict) and r.get("target") != e.target:
+            out.append(f"event {i}: target {_safe(r.get('target'))} read as {e.target}")
+    return out
 
 
 def _check_names(kg: KnowledgeGraph, etype: types.EventType, target: str, params: dict) -> list[str]:
@@ -139,12 +167,16 @@ def _check_names(kg: KnowledgeGraph, etype: types.EventType, target: str, params
     if not kg.has(kind, target):
         others = [k for k in kg.kind_of(target) if k in ("router", "link", "srlg")]
         hint = f" (it is a {others[0]}; {etype.name} takes a {kind})" if others else ""
+        close = suggest(kg, kind, target) if not others else []
+        hint += f"; did you mean {', '.join(close)}?" if close else ""
         problems.append(f"unknown {kind} {_safe(target)} in topology {kg.name}{hint}")
         return problems
     for key in ("sources", "destinations"):
         for r in params.get(key) or ():
             if not kg.has("router", r):
-                problems.append(f"{key} names an unknown router {_safe(r)}")
+                close = suggest(kg, "router", r)
+                problems.append(f"{key} names an unknown router {_safe(r)}"
+                                + (f"; did you mean {', '.join(close)}?" if close else ""))
             elif key == "sources" and r == target:
                 problems.append(f"source {r} is the target itself")
     return problems + etype.check_names(kg, target, params)
