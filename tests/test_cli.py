@@ -172,3 +172,10 @@ def test_kg_query_reads_forgiving_names():
     assert run("kg", "query", "topozoo/Abilene", "--dependents", "Denver-KansasCity").output == r.output
     r = run("kg", "query", "topozoo/Abilene", "--dependents", "kansas citty")
     assert r.exit_code == 1 and "did you mean KansasCity" in r.output
+
+
+def test_sweep_prints_and_writes_rows(tmp_path):
+    r = run("sweep", "--topology", "topozoo/Abilene", "--k", "1", "--top", "3", "-o", str(tmp_path / "s.jsonl"))
+    assert r.exit_code == 0, r.output
+    assert "14 failure sets on topozoo/Abilene, worst first" in r.output
+    assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 14

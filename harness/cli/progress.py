@@ -9,5 +9,6 @@ from rich.console import Console
 from rich.progress import Progress
 
 
-def progress_bar(*columns) -> Progress:
-    return Progress(*columns, console=Console(stderr=True), disable=not sys.stderr.isatty())
+def progress_bar(*columns, **options) -> Progress:
+    """A :class:`rich.progress.Progress` on stderr, disabled when stderr is not a terminal."""
+    return Progress(*columns, console=Console(stderr=True), disable=not sys.stderr.isatty(), **options)

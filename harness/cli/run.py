@@ -91,12 +91,11 @@ def sweep_cmd(topology: str, k: str, twin_name: str, seed: int, top: int, output
     from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
     from harness.cli.progress import progress_bar
-
     from harness.twin.sweep import sweep
 
     kg = kg_from_ref(topology, seed=seed)
     with progress_bar(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeRemainingColumn(), transient=True) as bar:
+                      TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("sweep", total=None)
         rows = sweep(kg, int(k), progress=lambda i, n: bar.update(task, completed=i, total=n))
     click.echo(f"{len(rows)} failure sets on {topology}, worst first")
@@ -105,5 +104,5 @@ def sweep_cmd(topology: str, k: str, twin_name: str, seed: int, top: int, output
         click.echo(f"  {' + '.join(r['links']):<40}{r['loss_pct']:>9.3f}{r['unreachable_pairs']:>9}"
                    f"{r['impacted_nodes']:>9}{r['max_link_util']:>9.3f}{r['cascade_depth']:>8}")
     if output:
-        Path(output).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        atomic_write(Path(output), "".join(json.dumps(r) + "\n" for r in rows))
         click.echo(f"wrote {output}")
