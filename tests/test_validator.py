@@ -183,3 +183,22 @@ def test_unknown_names_get_did_you_mean_and_metacharacters_never_resolve(abilene
     assert isinstance(check_scenario(abilene_kg, sc(ev("router_failure", "Denver;", 1))), list)
     s = validate_scenario(abilene_kg, sc(ev("ddos_spike", "Denver", 1, params={"sources": ["new york"]})))
     assert s.events[0].params["sources"] == ["NewYork"]
+
+
+def test_surge_without_flows_and_misconfiguration_towards_a_dead_router_are_refused():
+    """Regressions (issue 12): a surge whose sources send nothing to the target was accepted as
+    a no-op; misconfiguration destinations were not checked for liveness."""
+    from harness.kg import build_kg
+    from harness.topology import load_topology
+
+    kg = build_kg(load_topology("topozoo/Abilene"), max_flows=3)     # most pairs carry no flow
+    flows = {(kg.attrs("flow", f)["src"], kg.attrs("flow", f)["dst"]) for f in kg.flows}
+    src, dst = next((s, d) for s in kg.routers for d in kg.routers if s != d and (s, d) not in flows)
+    reasons = check_scenario(kg, sc(ev("traffic_surge", dst, 1, params={"sources": [src]})))
+    assert [r.rule for r in reasons] == ["R5-reach"] and "the surge would change nothing" in str(reasons[0])
+    s, d = next(iter(flows))
+    assert not isinstance(check_scenario(kg, sc(ev("traffic_surge", d, 1, params={"sources": [s]}))), list)
+    abilene = build_kg(load_topology("topozoo/Abilene"))
+    reasons = check_scenario(abilene, sc(ev("router_failure", "Denver", 1),
+                                         ev("misconfiguration", "KansasCity", 2, params={"destinations": ["Denver"]})))
+    assert [str(r) for r in reasons] == ["event 1: [R2-alive] destination router Denver is down"]

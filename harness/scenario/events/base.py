@@ -93,9 +93,6 @@ class Effect:
         """The kinds of effect this one uses (names of its non-empty fields)."""
         return {f.name for f in fields(self) if getattr(self, f.name)}
 
-    def removes(self) -> bool:
-        return bool(self.links_down or self.routers_down)
-
 
 EFFECT_KINDS = frozenset(f.name for f in fields(Effect))
 

@@ -42,6 +42,9 @@ class Misconfiguration(EventType):
         if not problems and params.get("mode") == "wrong_next_hop" and hop is not None \
                 and not state.link_alive(link_id(target, hop)):
             problems.append((R2, f"the link from {target} to next hop {hop} is down"))
+        if not problems:
+            problems += [(R2, f"destination router {d} is down") for d in params.get("destinations") or ()
+                         if not state.router_alive(d)]
         return problems
 
     def effect(self, kg, target, params, index=0):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from harness.scenario.events.base import Effect, EventType, Params, Traffic
+from harness.scenario.events.base import R5, Effect, EventType, Params, Traffic
 
 
 class SurgeParams(Params):
@@ -25,6 +25,14 @@ class TrafficSurge(EventType):
     router_params = ("sources",)
     reach_from = "sources"
     role = "surge"
+
+    def check(self, state, target, params):
+        problems = super().check(state, target, params)
+        if not problems and params.get("sources") and not any(
+                state.kg.attrs("flow", f)["dst"] == target and state.kg.attrs("flow", f)["src"] in params["sources"]
+                for f in state.kg.flows):
+            problems.append((R5, f"no flow from {', '.join(params['sources'])} to {target}: the surge would change nothing"))
+        return problems
 
     def effect(self, kg, target, params, index=0):
         """``(multiplier - 1) ×`` the KG demand of every flow source → target."""
