@@ -179,3 +179,13 @@ def test_sweep_prints_and_writes_rows(tmp_path):
     assert r.exit_code == 0, r.output
     assert "14 failure sets on topozoo/Abilene, worst first" in r.output
     assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 14
+
+
+def test_topo_show_lists_routers_links_and_json_orientation():
+    r = run("topo", "show", "topozoo/Abilene")
+    assert "routers: 11" in r.output and "KansasCity (Kansas City)" in r.output
+    assert "links: 14" in r.output and "Denver-KansasCity" in r.output and "4.460" in r.output
+    data = json.loads(run("topo", "show", "topozoo/Abilene", "--json").output)
+    assert all(l["id"] == f"{l['u']}-{l['v']}" for l in data["links"])     # never the other orientation
+    big = run("topo", "show", "as:300")
+    assert big.exit_code == 0 and "… and 240 more" in big.output

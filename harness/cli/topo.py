@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import textwrap
 
 import click
 
-from harness.topology import list_topologies, load_topology
+from harness.topology import link_id, list_topologies, load_topology
+
+#: Routers and links ``ani topo show`` lists before "… and N more".
+SHOW = 60
 
 
 @click.group()
@@ -38,7 +42,8 @@ def show_cmd(ref: str, as_json: bool, seed: int) -> None:
         data = {
             "name": g.graph["name"], "source": g.graph["source"], "dropped": g.graph["dropped"],
             "routers": [{"id": n, **d} for n, d in g.nodes(data=True)],
-            "links": [{"id": f"{min(u, v)}-{max(u, v)}", "u": u, "v": v, **d} for u, v, d in g.edges(data=True)],
+            # u, v in the id's (sorted) order, so the record never suggests the other orientation
+            "links": [{"id": link_id(u, v), **d, "u": min(u, v), "v": max(u, v)} for u, v, d in g.edges(data=True)],
             "srlgs": srlgs,
         }
         click.echo(json.dumps(data, indent=2))
@@ -51,8 +56,21 @@ def show_cmd(ref: str, as_json: bool, seed: int) -> None:
                f"   ({s['cap_from_data']} of {s['links']} from the data, the rest default)")
     if g.graph["dropped"]:
         click.echo(f"  dropped (outside the largest component): {', '.join(g.graph['dropped'])}")
+    routers = sorted(g.nodes)
+    shown = [r if g.nodes[r].get("label", r) in (r, None) else f"{r} ({g.nodes[r]['label']})" for r in routers[:SHOW]]
+    click.echo(f"  routers: {len(routers)}")
+    click.echo(textwrap.fill(", ".join(shown), width=100, initial_indent="    ", subsequent_indent="    "))
+    if len(routers) > SHOW:
+        click.echo(f"    … and {len(routers) - SHOW} more (--json for all)")
+    links = sorted(g.edges(data=True), key=lambda e: link_id(e[0], e[1]))
+    click.echo(f"  links: {len(links)}   {'delay ms':>10} {'capacity Mb/s':>14}")
+    for u, v, d in links[:SHOW]:
+        click.echo(f"    {link_id(u, v):<40} {d['delay_ms']:>10.3f} {d['capacity_mbps']:>14.0f}")
+    if len(links) > SHOW:
+        click.echo(f"    … and {len(links) - SHOW} more (--json for all)")
     click.echo(f"  SRLGs: {len(srlgs)}")
     for group in srlgs[:20]:
-        click.echo(f"    {group['name']:<8} {group['reason']:<9} {', '.join(group['links'])}")
+        click.echo(textwrap.fill(f"{group['name']:<8} {group['reason']:<9} {', '.join(group['links'])}", width=100,
+                                 initial_indent="    ", subsequent_indent=" " * 23))
     if len(srlgs) > 20:
         click.echo(f"    … and {len(srlgs) - 20} more (--json for all)")
