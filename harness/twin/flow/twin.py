@@ -99,7 +99,9 @@ class FlowTwin:
                        for a in (kg.attrs("flow", f),)]
             cpu = {r: kg.attrs("resource", f"cpu_{r}")["capacity"] for r in kg.routers}
             config = self.config if self.config.router_capacity is not None else replace(self.config, router_capacity=cpu)
-            self._engines[key] = (kg, build(kg.topology, demands, config))
+            eng = build(kg.topology, demands, config)
+            # the services' SLA bounds of the monitored flows, for every row's impacted nodes
+            self._engines[key] = (kg, eng, sla_bounds(kg, eng.baseline.demand_ids[:len(kg.flows)]))
         return self._engines[key][1]
 
     # ------------------------------------------------------------------ run
@@ -135,7 +137,7 @@ class FlowTwin:
         ids = out.demand_ids[:n]
         reach = out.reachable[:n]
         lat = out.latency_ms[:n][reach]
-        impacted = impacted_nodes(kg, out, sla_bounds(kg, ids))
+        impacted = impacted_nodes(kg, out, self._engines[id(kg)][2])
         reroute = []
         if phase != "baseline":
             changed = np.nonzero(reach & _route_changed(before, out, n))[0]
