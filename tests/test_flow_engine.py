@@ -205,20 +205,21 @@ def test_wrong_next_hop_loop_is_lost_and_detour_is_delivered():
 # ----------------------------------------------------------------- mitigations, surges
 
 
-def test_rate_limit_cuts_attack_traffic_first():
+def test_rate_limit_is_a_meter_that_cuts_every_demand_of_the_source_alike():
     G = graph([("A", "B", 1)])
-    eng = build(G, [Demand("A", "B", 60, "legit")], BIG)
+    eng = build(G, [Demand("A", "B", 60, "legit"), Demand("B", "A", 10, "back")], BIG)
     attack = (Demand("A", "B", 100, "atk"),)
     out = eng.evaluate(NetState(extra_demands=attack, rate_limit={"A": 80}))
-    assert out.demand_ids == ("legit", "atk")
-    assert out.admitted_mbps.tolist() == pytest.approx([60, 20])
-    assert out.link("A-B")["load_mbps"] == pytest.approx(80)
-    out = eng.evaluate(NetState(extra_demands=attack, rate_limit={"A": 40}))
-    assert out.admitted_mbps.tolist() == pytest.approx([40, 0])
-    assert out.delivered_fraction[0] == pytest.approx(40 / 60)
-    # an extra demand to a router that is no baseline destination, in the other direction
+    assert out.demand_ids == ("legit", "back", "atk")
+    # no classifier: 160 Mbit/s offered at A, 80 admitted, every demand of A keeps half
+    assert out.admitted_mbps.tolist() == pytest.approx([30, 10, 50])
+    assert out.link("A-B")["load_fwd"] == pytest.approx(80)
+    assert out.delivered_fraction[0] == pytest.approx(0.5) and out.delivered_fraction[1] == 1.0
+    out = eng.evaluate(NetState(extra_demands=attack, rate_limit={"A": 200}))   # under the limit
+    assert out.admitted_mbps.tolist() == pytest.approx([60, 10, 100])
+    # an extra demand in the other direction, beside the baseline one (10)
     rev = eng.evaluate(NetState(extra_demands=(Demand("B", "A", 5, "rev"),)))
-    assert rev.reachable.all() and rev.link("A-B")["load_rev"] == 5.0 and rev.link("A-B")["load_fwd"] == 60.0
+    assert rev.reachable.all() and rev.link("A-B")["load_rev"] == 15.0 and rev.link("A-B")["load_fwd"] == 60.0
 
 
 def test_surge_overloads_and_load_aware_reroute_relieves():

@@ -100,7 +100,8 @@ def test_flow_twin_fails_every_router_in_the_radius(kg):
 def test_mitigation_report_and_generators_know_the_type(kg):
     s = validate_scenario(kg, {"id": "p", "events": [outage("A")]})
     eng = FlowTwin().engine(kg)
-    actions = plan("auto", kg, s, failure_view(eng.evaluate(state_for(kg, s.events, at=10.0))))
+    state = state_for(kg, s.events, at=10.0)
+    actions = plan("auto", kg, failure_view(kg, eng.baseline, eng.evaluate(state), state))
     assert [a["action"] for a in actions][:1] == ["reroute"]
     assert scenario_type(s) == "power outage"
     assert "power_outage" in admissible_events(kg)

@@ -1,5 +1,6 @@
-"""Mitigation: strategies that turn a failure view into plain action lists a twin applies."""
+"""Mitigation: strategies that turn what monitoring saw into plain action lists a twin applies."""
 
-from harness.mitigate.strategies import STRATEGIES, Action, FailureView, plan
+from harness.mitigate.strategies import STRATEGIES, Action, cannot_help, outlook, plan
+from harness.monitoring import FailureView
 
-__all__ = ["STRATEGIES", "Action", "FailureView", "plan"]
+__all__ = ["STRATEGIES", "Action", "FailureView", "cannot_help", "outlook", "plan"]

@@ -1,81 +1,74 @@
-"""Mitigation strategies: each turns what a twin observed in the failure phase into actions.
+"""Mitigation strategies: each turns what monitoring saw in the failure window into actions.
 
-A strategy is ``plan(kg, scenario, view) -> list[Action]``. ``view`` is a :class:`FailureView`
-(plain data any twin can fill from its own measurements); actions are plain dicts that every
-twin knows how to apply:
+A strategy is ``plan(kg, view) -> list[Action]``: the knowledge graph (the operator's
+inventory: topology, nominal capacities) and a :class:`~harness.monitoring.FailureView`,
+which each twin fills from its own measurements. The scenario is not an argument: the
+planner cannot know what was injected, only what it looks like. Actions are plain dicts that
+every twin knows how to apply:
 
 * ``{"action": "reroute", "avoid_links": [...], "load_aware": true}`` — recompute paths
-  avoiding failed, degraded and congested links, preferring headroom (widest-shortest).
-* ``{"action": "rate_limit", "router": R, "mbps": X}`` — cap the traffic entering at R.
+  avoiding congested, lossy and slowed links and the links of overloaded routers, preferring
+  headroom (widest-shortest).
+* ``{"action": "rate_limit", "router": R, "mbps": X}`` — a meter on R's host ports: it polices
+  everything R's hosts send, attack and legitimate alike, in proportion (no classifier).
 * ``{"action": "add_capacity", "link": L, "mbps": X}`` — reallocate spare capacity onto L.
-* ``{"action": "rollback", "router": R}`` — undo R's misconfiguration.
+* ``{"action": "rollback", "router": R}`` — restore R's forwarding to the controller's intent.
 
-``auto`` picks per kind of effect (:class:`~harness.scenario.events.base.Effect`): elements
-down, degraded or overloaded → reroute (and reallocate where links stay congested); extra
-traffic (surges, DDoS) → rate_limit; misroutes → rollback.
+``auto`` picks from the symptoms: failed, congested, lossy, slowed links or overloaded
+routers → reroute (and reallocate where links are congested); sources sending well above
+their baseline → rate_limit; forwarding entries off intent → rollback.
+:func:`cannot_help` says which flows no action can restore (cut off by failures).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable
+
+import networkx as nx
 
 from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
-from harness.scenario import types as event_types
-from harness.scenario.events.base import Effect
-from harness.scenario.model import Scenario
-from harness.monitoring import CONGESTION_THRESHOLD
+from harness.monitoring import CONGESTION_THRESHOLD, FailureView
 
 Action = dict
-#: Headroom over a source's normal volume that a rate limit leaves (10 %).
+#: Headroom over a source's baseline rate that a rate limit leaves (10 %): enough for the
+#: normal rate's second-to-second variation in the emulation's baseline windows (a policy).
 RATE_LIMIT_HEADROOM = 1.1
 #: Share of the network's total capacity that ``reallocate`` may add (10 %).
 REALLOCATE_BUDGET = 0.10
+#: A link counts as slowed when its current rate is below this share of its nominal one.
+SLOWED_SHARE = 0.99
 
 
-@dataclass
-class FailureView:
-    """What the failure phase looked like, in plain data."""
-
-    failed_links: set[str] = field(default_factory=set)
-    failed_routers: set[str] = field(default_factory=set)
-    link_utilisation: dict[str, float] = field(default_factory=dict)
-    link_load_mbps: dict[str, float] = field(default_factory=dict)
-    link_capacity_mbps: dict[str, float] = field(default_factory=dict)
-
-    def congested(self) -> list[str]:
-        return sorted(l for l, u in self.link_utilisation.items()
-                      if u >= CONGESTION_THRESHOLD and l not in self.failed_links)
+def slowed_links(kg: KnowledgeGraph, view: FailureView) -> list[str]:
+    """Live links whose observed rate is below their nominal capacity (a degraded port)."""
+    out = []
+    for l, cap in view.link_capacity_mbps.items():
+        if l in view.failed_links or l not in kg.links:
+            continue
+        if cap < SLOWED_SHARE * kg.attrs("link", l)["capacity_mbps"]:
+            out.append(l)
+    return sorted(out)
 
 
-def _effects(kg: KnowledgeGraph, scenario: Scenario) -> list[Effect]:
-    return [event_types.effect_of(kg, e, i) for i, e in enumerate(scenario.events)]
-
-
-def reroute(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    effects = _effects(kg, scenario)
-    degraded = {l for x in effects for l in (*x.link_loss_pct, *x.link_capacity)}
-    overloaded = {r for x in effects for r in x.router_capacity}
-    avoid = set(view.congested()) | degraded
-    for r in overloaded:
+def _avoid(kg: KnowledgeGraph, view: FailureView) -> set[str]:
+    avoid = set(view.congested()) | set(view.lossy_links()) | set(slowed_links(kg, view))
+    for r in view.overloaded_routers():
         avoid |= {l for l in kg.links if r in kg.link_ends(l)}
-    return [{"action": "reroute", "avoid_links": sorted(avoid - view.failed_links), "load_aware": True}]
+    return avoid - view.failed_links
 
 
-def rate_limit(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    sources = {t.src for x in _effects(kg, scenario) for t in x.traffic}
-    normal = {r: 0.0 for r in sources}
-    for f in kg.flows:
-        a = kg.attrs("flow", f)
-        if a["src"] in normal:
-            normal[a["src"]] += a["demand_mbps"]
-    return [{"action": "rate_limit", "router": r, "mbps": round(normal[r] * RATE_LIMIT_HEADROOM, 6)}
-            for r in sorted(sources)]
+def reroute(kg: KnowledgeGraph, view: FailureView) -> list[Action]:
+    return [{"action": "reroute", "avoid_links": sorted(_avoid(kg, view)), "load_aware": True}]
 
 
-def reallocate(kg: KnowledgeGraph, scenario: Scenario, view: FailureView,
-               budget_share: float = REALLOCATE_BUDGET) -> list[Action]:
+def rate_limit(kg: KnowledgeGraph, view: FailureView) -> list[Action]:
+    return [{"action": "rate_limit", "router": r,
+             "mbps": round(view.source_baseline_mbps.get(r, 0.0) * RATE_LIMIT_HEADROOM, 6)}
+            for r in view.surging_sources()]
+
+
+def reallocate(kg: KnowledgeGraph, view: FailureView, budget_share: float = REALLOCATE_BUDGET) -> list[Action]:
     budget = budget_share * sum(kg.attrs("link", l)["capacity_mbps"] for l in kg.links)
     actions = []
     for l in sorted(view.congested(), key=lambda l: -view.link_utilisation[l]):
@@ -90,32 +83,57 @@ def reallocate(kg: KnowledgeGraph, scenario: Scenario, view: FailureView,
     return actions
 
 
-def rollback(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    return [{"action": "rollback", "router": r}
-            for r in sorted({m.router for x in _effects(kg, scenario) for m in x.misroutes})]
+def rollback(kg: KnowledgeGraph, view: FailureView) -> list[Action]:
+    return [{"action": "rollback", "router": r} for r in sorted(view.forwarding_drift) if view.forwarding_drift[r]]
 
 
-def auto(kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    kinds = set().union(*(x.kinds() for x in _effects(kg, scenario)))
+def auto(kg: KnowledgeGraph, view: FailureView) -> list[Action]:
     actions: list[Action] = []
-    if kinds & {"links_down", "routers_down", "link_loss_pct", "link_capacity", "router_capacity"}:
-        actions += reroute(kg, scenario, view) + reallocate(kg, scenario, view)
-    if "traffic" in kinds:
-        actions += rate_limit(kg, scenario, view)
-    if "misroutes" in kinds:
-        actions += rollback(kg, scenario, view)
+    if view.failed_links or view.failed_routers or _avoid(kg, view):
+        actions += reroute(kg, view) + reallocate(kg, view)
+    actions += rate_limit(kg, view)
+    actions += rollback(kg, view)
     return actions
 
 
-STRATEGIES: dict[str, Callable[[KnowledgeGraph, Scenario, FailureView], list[Action]]] = {
+STRATEGIES: dict[str, Callable[[KnowledgeGraph, FailureView], list[Action]]] = {
     "reroute": reroute, "rate_limit": rate_limit, "reallocate": reallocate, "rollback": rollback, "auto": auto,
 }
 
 
-def plan(strategy: str, kg: KnowledgeGraph, scenario: Scenario, view: FailureView) -> list[Action]:
-    """The actions ``strategy`` chooses; unknown strategy names are refused."""
+def plan(strategy: str, kg: KnowledgeGraph, view: FailureView) -> list[Action]:
+    """The actions ``strategy`` chooses from ``view``; unknown strategy names are refused."""
     try:
         fn = STRATEGIES[strategy]
     except KeyError:
         raise ConfigError(f"unknown mitigation {strategy!r}; choose one of none, {', '.join(STRATEGIES)}") from None
-    return fn(kg, scenario, view)
+    return fn(kg, view)
+
+
+def cannot_help(kg: KnowledgeGraph, view: FailureView) -> list[str]:
+    """The knowledge graph's flows no action can restore: an end router failed, or the failed
+    links and routers leave no path between its ends (a bridge cut, an isolated router)."""
+    g = kg.topology.copy()
+    g.remove_edges_from([kg.link_ends(l) for l in view.failed_links if l in kg.links])
+    g.remove_nodes_from(view.failed_routers)
+    comp = {r: i for i, c in enumerate(nx.connected_components(g)) for r in c}
+    out = []
+    for f in kg.flows:
+        a = kg.attrs("flow", f)
+        s, d = a["src"], a["dst"]
+        if s not in comp or d not in comp or comp[s] != comp[d]:
+            out.append(f)
+    return sorted(out)
+
+
+def outlook(kg: KnowledgeGraph, view: FailureView, actions: list[Action]) -> list[str]:
+    """What the plan cannot do, in words, for the result (empty when nothing to say)."""
+    notes = []
+    lost = cannot_help(kg, view)
+    if lost:
+        shown = ", ".join(lost[:5]) + (f", … and {len(lost) - 5} more" if len(lost) > 5 else "")
+        notes.append(f"{len(lost)} flows are cut off by the failed links and routers ({shown}): "
+                     f"no mitigation can restore them until the failed elements are repaired")
+    if not actions:
+        notes.append("monitoring saw nothing this strategy acts on: no action taken")
+    return notes

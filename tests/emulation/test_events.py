@@ -190,3 +190,41 @@ def test_schedule_is_data_in_execution_order():
     steps = schedule([(0, a), (1, b)], at={0: 10.0, 1: 11.0}, undo_at={0: 11.0})
     # a's undo is due with b's injection: the undo goes first
     assert [(s.at, s.action, s.index) for s in steps] == [(10.0, "inject", 0), (11.0, "undo", 0), (11.0, "inject", 1)]
+
+
+@pytest.mark.root
+def test_both_twins_plan_from_what_their_monitoring_sees(ring):
+    """Three symptoms at once — a lossy link, a router whose forwarding drifted from the
+    controller's intent, a source sending twice its baseline — found by each twin's own
+    monitoring (drop counters, a flow-table audit, ingress counters), and the same plan."""
+    twin, kg = ring
+    sc = scenario(kg, "symptoms",
+                  {"event_type": "link_degradation", "target": "A-B", "timestamp": 0,
+                   "params": {"loss_pct": 20.0, "capacity_factor": 1.0}},
+                  {"event_type": "misconfiguration", "target": "C", "timestamp": 1,
+                   "params": {"mode": "blackhole", "destinations": ["A"]}},
+                  # D->C is one hop: the surge's iperf3 control connection must not cross the
+                  # lossy link (20 % loss can hold its TCP handshake past the window); x4, not
+                  # more: past 1.5 x C-D's capacity the flow twin's cascade takes every link down
+                  {"event_type": "traffic_surge", "target": "C", "timestamp": 2,
+                   "params": {"sources": ["D"], "multiplier": 4.0}})
+    r = twin.run(kg, sc, "auto")
+    flow = FlowTwin().run(kg, sc, "auto")
+    for res in (r, flow):
+        view = res.mitigation["view"]
+        assert "A-B" in view["lossy_links"], (res.twin, view)
+        assert list(view["forwarding_drift"]) == ["C"], (res.twin, view)
+        assert list(view["surging_sources"]) == ["D"], (res.twin, view)
+        acts = res.mitigation["actions"]
+        assert {(a["action"], a.get("router")) for a in acts if a["action"] != "add_capacity"} >= {
+            ("reroute", None), ("rate_limit", "D"), ("rollback", "C")}, (res.twin, acts)
+        assert "A-B" in next(a for a in acts if a["action"] == "reroute")["avoid_links"]
+    assert "10.0.0." in r.mitigation["view"]["forwarding_drift"]["C"][0]   # the switch's own entry
+    # the rollback brings C->A back on both; the meter on D cuts D's own flows too (no
+    # classifier), so the traffic-weighted loss need not fall
+    for res in (r, flow):
+        assert res.row("failure").unreachable_pairs >= 1 and res.row("mitigated").unreachable_pairs == 0, (
+            res.twin, res.meta.get("traffic_pair_loss"), res.meta.get("pair_loss_pct"), res.mitigation)
+    print(f"emulation view: {r.mitigation['view']}\nflow view: {flow.mitigation['view']}\n"
+          f"loss emulation {r.row('failure').loss_pct:.1f} -> {r.row('mitigated').loss_pct:.1f} %, "
+          f"flow {flow.row('failure').loss_pct:.1f} -> {flow.row('mitigated').loss_pct:.1f} %")

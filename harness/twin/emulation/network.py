@@ -669,7 +669,7 @@ class EmulatedNetwork:
             chain = f"loss_{dev}"
             rules.append(f"add chain netdev {self.prefix} {chain} "
                          f"{{ type filter hook egress device \"{dev}\" priority 0 ; policy accept ; }}")
-            rules.append(f"add rule netdev {self.prefix} {chain} numgen random mod 10000 < {threshold} drop")
+            rules.append(f"add rule netdev {self.prefix} {chain} numgen random mod 10000 < {threshold} counter drop")
         _run(["nft", "-f", "-"], input="\n".join(rules) + "\n")
         self._lossy[lid] = pct
 
@@ -720,6 +720,42 @@ class EmulatedNetwork:
         """Links that are down: their own ends, or a router at either end."""
         return set(self._down_links) | {l for l, d in self._links.items()
                                         if d["u"] in self._down_routers or d["v"] in self._down_routers}
+
+    def link_drops(self) -> dict[str, int]:
+        """Per link: packets its two interfaces have dropped so far (what their drop counters
+        say): the shaper's queue overflowing (the root qdisc's drops) plus the random loss of a
+        degraded link (the nftables rule's counter, or netem's drops inside the qdisc)."""
+        self._require_up()
+        dev_link = {dev: lid for lid, l in self._links.items() for dev in self._link_ifaces(l["u"], l["v"])}
+        out = {lid: 0 for lid in self._links}
+        for q in json.loads(_run(["tc", "-s", "-j", "qdisc", "show"]) or "[]"):
+            if q.get("root") and q.get("dev") in dev_link:
+                out[dev_link[q["dev"]]] += int(q.get("drops", 0))
+        if self._nft:
+            table = json.loads(_run(["nft", "-j", "list", "table", "netdev", self.prefix], check=False) or "{}")
+            for item in table.get("nftables", []):
+                rule = item.get("rule")
+                if not rule or not rule.get("chain", "").startswith("loss_"):
+                    continue
+                lid = dev_link.get(rule["chain"][len("loss_"):])
+                for expr in rule.get("expr", []):
+                    if lid and "counter" in expr:
+                        out[lid] += int(expr["counter"].get("packets", 0))
+        return out
+
+    def forwarding_entries(self, router: str) -> list[dict]:
+        """The switch's routing table (table 2) as it stands, read from the switch itself
+        (``ovs-ofctl dump-flows``): per entry its cookie, priority and the rest of the line."""
+        self._require_up()
+        text = _run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", self.bridge(router), "table=2"])
+        out = []
+        for line in text.splitlines():
+            line = line.strip()
+            if not line.startswith("cookie="):
+                continue
+            head, _, rest = line.partition(",")
+            out.append({"cookie": int(head.split("=", 1)[1], 16), "entry": rest.strip()})
+        return out
 
     def nominal_rate_mbps(self, lid: str) -> float:
         """The link's built rate (Mbit/s, emulated units)."""

@@ -13,8 +13,9 @@ Phases (wall clock; see :class:`EmulationTwin` for the knobs)
     (``(t - t_first) × time_scale``; default: the events' span compressed into
     ``inject_span_s``; order kept; an event whose ``duration_s`` ends before the last event
     is undone at its scaled end, as the flow twin stops counting it) → ``settle_s`` →
-    **failure** window → mitigation actions applied (planned from a :class:`FailureView`
-    of what was *measured* in the failure window) → ``settle_s`` → **mitigated** window →
+    **failure** window → mitigation actions applied (planned from a
+    :class:`~harness.monitoring.FailureView` of what monitoring saw in the failure window,
+    :mod:`.observe`) → ``settle_s`` → **mitigated** window →
     restore (background stopped).  Event semantics: :mod:`harness.twin.emulation.inject`.
 
 Background traffic (:mod:`harness.twin.emulation.background`)
@@ -73,7 +74,7 @@ from pathlib import Path
 
 from harness.errors import ConfigError, ControllerError, EmulationError
 from harness.kg.model import KnowledgeGraph
-from harness.mitigate import FailureView, plan
+from harness.mitigate import outlook, plan
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Scenario
 from harness.topology import link_id
@@ -83,6 +84,7 @@ from harness.twin.emulation.background import BINS_PER_S, Background, plan_backg
 from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, wait_until
 from harness.twin.emulation.measure import latency_stats, port_utilisation, traffic_loss
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
+from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
 
@@ -359,26 +361,24 @@ class EmulationTwin:
                 t_f0, t_f1, t_m0, t_end = (x + shift for x in (t_f0, t_f1, t_m0, t_end))
             wait_until(t_f0)
             snaps["f0"] = self._ports(net)
+            counters = {"f0": self._counters(net)} if mitigation else {}
             wait_until(t_f1)
             snaps["f1"] = self._ports(net)
+            if mitigation:
+                counters["f1"] = self._counters(net)
             paths_f = net.client.paths()
             failed_links = net.failed_links()
             rates = {l: net.rate_mbps(l) for l in kg.links}
             util_f = port_utilisation(snaps["f0"], snaps["f1"], rates, failed_links)
             t_mit = None
             if mitigation:
-                view = FailureView(
-                    failed_links=set(failed_links), failed_routers=set(net.down_routers),
-                    link_utilisation={l: u["util"] for l, u in util_f.items()},
-                    link_load_mbps={l: u["mbps"] / self.bw_scale for l, u in util_f.items()},
-                    link_capacity_mbps={l: rates[l] / self.bw_scale for l in kg.links})
-                actions = plan(mitigation, kg, scenario, view)
+                view = failure_view(kg, net, snaps, {k: c["meters"] for k, c in counters.items()},
+                                    {k: c["drops"] for k, c in counters.items()}, self.bw_scale)
+                actions = plan(mitigation, kg, view)
                 t_mit = time.time()
                 applied = [{**a, "applied_at": time.time(), **inj.apply(a)} for a in actions]
                 mitigation_info = {"strategy": mitigation, "actions": actions, "applied": applied,
-                                   "view": {"failed_links": sorted(view.failed_links),
-                                            "failed_routers": sorted(view.failed_routers),
-                                            "congested": view.congested()}}
+                                   "view": view.summary(), "notes": outlook(kg, view, actions)}
                 if time.time() > t_m0:
                     shift = time.time() - t_m0
                     t_m0, t_end = t_m0 + shift, t_end + shift
@@ -551,8 +551,14 @@ class EmulationTwin:
         time.sleep(0.3)
 
     @staticmethod
+    def _counters(net: EmulatedNetwork) -> dict:
+        """The meter and interface drop counters as they stand (for the planner's view)."""
+        return {"meters": net.client.meters() if net.router_capacity else {}, "drops": net.link_drops()}
+
+    @staticmethod
     def _ports(net: EmulatedNetwork) -> dict:
-        return {(p["router"], p["port"]): {"t": p["t"], "tx_bytes": p["tx_bytes"], "link": p.get("link")}
+        return {(p["router"], p["port"]): {"t": p["t"], "tx_bytes": p["tx_bytes"], "rx_bytes": p["rx_bytes"],
+                                           "rx_packets": p["rx_packets"], "link": p.get("link")}
                 for p in net.client.ports()["ports"]}
 
     def _restore(self, net: EmulatedNetwork, probes: Probes, ok: bool) -> dict:

@@ -73,17 +73,19 @@ Cascades (Motter–Lai)
     Tolerance of an element = ``max((1 + alpha) * baseline_load,
     cascade_floor * current_capacity)``; with the default ``cascade_floor=1.0`` an
     element never trips while it is within its capacity. After the injected events,
-    every live element whose load exceeds its tolerance fails; routing and loads are
+    every live element whose load exceeds its tolerance fails (a router's load here is its
+    transit and delivered traffic, not what its own hosts send: their excess is dropped at
+    its ingress, so a surge never fails its own source); routing and loads are
     recomputed; this repeats until no new element fails (or ``max_cascade_rounds``).
     ``cascade_rounds`` counts rounds that induced failures. Link load here is the max of
     the two directions; an induced router failure takes all its links down. Loads include
     surge/attack demands (after rate limits). Loss and latency are those of the fixed
     point, i.e. of the network after the cascade.
 Rate limiting
-    ``rate_limit[r]`` caps the total admitted rate of demands originating at ``r``.
-    The excess is cut from the attack/surge demands (``extra_demands``) first, in
-    proportion to their rates, then from the regular demands in proportion. Rate limits
-    apply before routing; the cut counts in the demand's ``delivered_fraction``.
+    ``rate_limit[r]`` caps the total admitted rate of demands originating at ``r``, as a
+    meter on ``r``'s host ports does: it cannot tell attack or surge traffic from the
+    regular demands, so every demand from ``r`` keeps the same share ``cap / offered``.
+    Rate limits apply before routing; the cut counts in the demand's ``delivered_fraction``.
 Baseline
     ``FlowEngine.baseline`` is ``evaluate(NetState())``; ``path_changed`` compares a
     demand's route fractions with it (extra demands have no baseline: ``False``).
@@ -239,6 +241,7 @@ class FlowEngine(Routing):
         loads = self._F0.T @ self._rate
         self._base_link_load = np.maximum(loads[0 : 2 * m : 2], loads[1 : 2 * m : 2])
         self._base_router_load = loads[2 * m :]
+        self._base_router_transit = self._base_router_load - np.bincount(self._src, weights=self._rate, minlength=n)
         self.baseline = self.evaluate(empty)
 
     # ----------------------------------------------------------------- helpers
@@ -365,20 +368,14 @@ class FlowEngine(Routing):
         src = np.concatenate([self._src, np.array([self._ridx[d.src] for d in extra], dtype=np.int64)])
         dst = np.concatenate([self._dst, np.array([self._ridx[d.dst] for d in extra], dtype=np.int64)])
         offered = np.concatenate([self._rate, np.array([float(d.mbps) for d in extra])])
-        is_extra = np.arange(len(ids)) >= nb
         admitted = offered.copy()
         for r, cap in state.rate_limit.items():
             sel = src == self._ridx[r]
             excess = admitted[sel].sum() - cap
             if excess <= 0:
                 continue
-            for group in (sel & is_extra, sel & ~is_extra):
-                tot = admitted[group].sum()
-                if tot <= 0 or excess <= 0:
-                    continue
-                cut = min(excess, tot)
-                admitted[group] *= 1.0 - cut / tot
-                excess -= cut
+            # a meter polices the source's total: every demand from it loses the same share
+            admitted[sel] *= cap / (cap + excess)
 
         return SimpleNamespace(ids=ids, nb=nb, src=src, dst=dst, offered=offered, admitted=admitted)
 
@@ -457,9 +454,12 @@ class FlowEngine(Routing):
             if not (cfg.cascade and rounds < cfg.max_cascade_rounds):
                 break
             tol_link = np.maximum((1 + cfg.alpha) * self._base_link_load, cfg.cascade_floor * cap_link)
-            tol_router = np.maximum((1 + cfg.alpha) * self._base_router_load, cfg.cascade_floor * cap_router)
+            tol_router = np.maximum((1 + cfg.alpha) * self._base_router_transit, cfg.cascade_floor * cap_router)
+            # a router trips on what its neighbours send it (transit and delivered traffic);
+            # its own hosts' excess is dropped at its ingress and does not fail it
+            transit = router_load - np.bincount(src, weights=admitted, minlength=len(self.router_ids))
             new_l = np.flatnonzero(link_alive & (link_load > tol_link + 1e-9))
-            new_r = np.flatnonzero(~router_failed & (router_load > tol_router + 1e-9))
+            new_r = np.flatnonzero(~router_failed & (transit > tol_router + 1e-9))
             if new_l.size == 0 and new_r.size == 0:
                 break
             rounds += 1

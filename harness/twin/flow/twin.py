@@ -31,7 +31,7 @@ import numpy as np
 
 from harness.errors import ConfigError
 from harness.kg.model import KnowledgeGraph
-from harness.mitigate import FailureView, plan
+from harness.mitigate import FailureView, outlook, plan
 from harness.scenario import types as event_types
 from harness.scenario.events.base import EFFECT_KINDS
 from harness.scenario.model import Event, Scenario
@@ -122,10 +122,12 @@ class FlowTwin:
                 "failure": self._row(kg, scenario.id, "failure", base, failure, base)}
         mitigation_info: dict = {}
         if mitigation and mitigation != "none":
-            actions = plan(mitigation, kg, scenario, failure_view(failure))
+            view = failure_view(kg, base, failure, failure_state)
+            actions = plan(mitigation, kg, view)
             mitigated = eng.evaluate(apply_actions(failure_state, actions))
             rows["mitigated"] = self._row(kg, scenario.id, "mitigated", base, mitigated, failure)
-            mitigation_info = {"strategy": mitigation, "actions": actions}
+            mitigation_info = {"strategy": mitigation, "actions": actions, "view": view.summary(),
+                               "notes": outlook(kg, view, actions)}
         return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
                               mitigation=mitigation_info, modelled=MODELLED, not_modelled=NOT_MODELLED,
                               meta={"elapsed_s": round(time.perf_counter() - t0, 6),
@@ -238,12 +240,39 @@ def state_for(kg: KnowledgeGraph, events: list[Event], at: float) -> NetState:
                     extra_demands=tuple(extra), blackhole=blackhole, wrong_next_hop=wrong)
 
 
-def failure_view(out: Outcome) -> FailureView:
+def failure_view(kg: KnowledgeGraph, base: Outcome, out: Outcome, state: NetState) -> FailureView:
+    """What an operator's monitoring would see of ``out`` (the failure state), in the
+    emulation's terms: port status (failed links and routers, induced ones included), port
+    counters (per-link load, utilisation, drops), per-router forwarding drops, each router's
+    hosts' sending rate now and in the baseline ``base`` (ingress counters), and the
+    forwarding entries of ``state`` that differ from the IGP's (a configuration audit).
+    Nothing here says which event caused what."""
+    live = ~out.link_failed
+    n = len(kg.flows)
+    srcs = [kg.attrs("flow", f)["src"] for f in out.demand_ids[:n]] + [d.src for d in state.extra_demands]
+
+    def per_source(o: Outcome, k: int) -> dict[str, float]:
+        rates: dict[str, float] = {}
+        for r, x in zip(srcs[:k], o.offered_mbps[:k].tolist()):
+            rates[r] = rates.get(r, 0.0) + x
+        return rates
+
+    drift: dict[str, list[str]] = {}
+    for r, dsts in state.blackhole.items():
+        drift.setdefault(r, []).append(f"drops traffic for {'every destination' if dsts is None else ', '.join(sorted(dsts))}")
+    for r, (dsts, via) in state.wrong_next_hop.items():
+        drift.setdefault(r, []).append(
+            f"sends traffic for {'every destination' if dsts is None else ', '.join(sorted(dsts))} to {via}")
     return FailureView(
         failed_links=set(out.failed_links), failed_routers=set(out.failed_routers),
-        link_utilisation={l: float(u) for l, u in zip(out.link_ids, out.link_utilisation)},
-        link_load_mbps={l: float(x) for l, x in zip(out.link_ids, out.link_load_mbps)},
+        link_utilisation={l: float(u) for l, u, ok in zip(out.link_ids, out.link_utilisation, live) if ok},
+        link_load_mbps={l: float(x) for l, x, ok in zip(out.link_ids, out.link_load_mbps, live) if ok},
         link_capacity_mbps={l: float(x) for l, x in zip(out.link_ids, out.link_capacity_mbps)},
+        link_loss_pct={l: 100.0 * float(x) for l, x, ok in zip(out.link_ids, out.link_loss, live) if ok and x > 0},
+        router_drop_pct={r: 100.0 * float(x) for r, x, dead in zip(out.router_ids, out.router_loss, out.router_failed)
+                         if x > 0 and not dead},
+        source_mbps=per_source(out, len(srcs)), source_baseline_mbps=per_source(base, n),
+        forwarding_drift=drift,
     )
 
 
