@@ -7,6 +7,7 @@ import json
 import networkx as nx
 import pytest
 
+from harness.errors import ConfigError
 from harness.kg import build_kg
 from harness.scenario import validate_scenario
 from harness.twin import KPIS, ScenarioResult, make_twin
@@ -148,11 +149,17 @@ def test_reroute_constants_are_configurable(stub_kg, tmp_path):
     s = validate_scenario(stub_kg, raw)
     default = FlowTwin().run(stub_kg, s).row("failure")
     p = tmp_path / "calibration.json"
-    p.write_text('{"detection_ms": 80, "computation_ms": 5, "install_per_switch_ms": 2}')
+    shipped = RerouteModel.shipped()
+    p.write_text(f'{{"detection_ms": 80, "computation_ms": {shipped.computation_ms}, '
+                 f'"install_per_switch_ms": {shipped.install_per_switch_ms}}}')
     model = load_calibration(p)
-    assert model == RerouteModel(80.0, 5.0, 2.0)
+    assert model == RerouteModel(80.0, shipped.computation_ms, shipped.install_per_switch_ms)
+    assert model.source == "calibration.json"
+    p.write_text('{"detection_ms": -1, "computation_ms": 1, "install_per_switch_ms": 1}')
+    with pytest.raises(ConfigError, match="must be >= 0"):
+        load_calibration(p)
     slow = FlowTwin(reroute=model).run(stub_kg, s).row("failure")
-    assert slow.reroute_time_ms_max == pytest.approx(default.reroute_time_ms_max + 80 - RerouteModel().detection_ms)
+    assert slow.reroute_time_ms_max == pytest.approx(default.reroute_time_ms_max + 80 - RerouteModel.shipped().detection_ms)
 
 
 def test_sweep_counts_impacted_nodes_like_ani_run(abilene_kg):
@@ -169,3 +176,41 @@ def test_sweep_counts_impacted_nodes_like_ani_run(abilene_kg):
         fail = twin.run(abilene_kg, s).row("failure")
         assert (r["impacted_nodes"], r["unreachable_pairs"]) == (fail.impacted_nodes, fail.unreachable_pairs), r
         assert r["loss_pct"] == pytest.approx(fail.loss_pct, abs=1e-6)
+
+
+def test_shipped_reroute_constants_were_measured_and_say_where():
+    import json
+
+    from harness.twin.flow.twin import CALIBRATION_FILE, RerouteModel
+
+    rec = json.loads(CALIBRATION_FILE.read_text())
+    prov = rec["provenance"]
+    assert {"machine", "date", "samples", "topology", "resolution_ms"} <= set(prov)
+    assert prov["resolution_ms"] <= 5.0 and rec["fit"]["pairs"] >= 20
+    model = RerouteModel.shipped()
+    assert (model.detection_ms, model.computation_ms, model.install_per_switch_ms) == (
+        rec["detection_ms"], rec["computation_ms"], rec["install_per_switch_ms"])
+    assert prov["machine"] in model.source and prov["date"] in model.source
+
+
+def test_fit_reroute_by_hand():
+    from types import SimpleNamespace
+
+    from harness.campaign.fidelity import fit_reroute
+
+    def res(cp, samples):
+        return SimpleNamespace(twin="emulation", meta={"control_plane": cp, "reroute_samples": samples})
+
+    # detection median 4, computation median 2; beyond them the gaps add 4 and 8 ms on 2 and 4
+    # switches: slope (2*4 + 4*8) / (2^2 + 4^2) = 2 ms per switch, an exact fit
+    results = [res([{"detect_ms": 3, "compute_ms": 2}, {"detect_ms": 5, "compute_ms": 2}],
+                   {"A>B": {"gap_ms": 10, "switches": 2, "fast": True},
+                    "B>A": {"gap_ms": 99, "switches": 2, "fast": False}}),     # a 40 ms probe: not used
+               res([{"detect_ms": 4, "compute_ms": 3}], {"C>D": {"gap_ms": 14, "switches": 4, "fast": True}}),
+               SimpleNamespace(twin="flow", meta={})]
+    rec = fit_reroute(results, {"machine": "m"})
+    assert (rec["detection_ms"], rec["computation_ms"], rec["install_per_switch_ms"]) == (4.0, 2.0, 2.0)
+    assert rec["fit"] == {"recomputes": 3, "pairs": 2, "median_abs_error_ms": 0.0, "gap_ms_median": 12.0,
+                          "gap_ms_max": 14.0}
+    with pytest.raises(Exception, match="no emulation result"):
+        fit_reroute([SimpleNamespace(twin="flow", meta={})])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import statistics
-from dataclasses import asdict
+import time
 from pathlib import Path
 
 from harness.campaign.store import CampaignStore, atomic_write
@@ -59,27 +59,51 @@ def summarise(rows: list[dict]) -> dict:
     return out
 
 
-def calibrate(store: CampaignStore, base: RerouteModel | None = None) -> RerouteModel:
-    """Shift the detection constant so the flow twin's median reroute time matches the emulation's.
+def fit_reroute(results, provenance: dict | None = None) -> dict:
+    """The flow twin's reroute constants fitted to emulation results (plain data).
 
-    Only scenarios where both twins measured a positive reroute time count. Writes
-    ``calibration.json`` in the campaign directory and returns the new model.
+    From each emulation result's ``meta``: the controller's recomputes during the injection
+    (``control_plane``: ``detect_ms`` from the injection to the port status, ``compute_ms``
+    for the recompute and flow-mods) and the rerouted pairs timed by fast probes
+    (``reroute_samples``: ``gap_ms`` and the ``switches`` on the new path).
+    ``detection_ms`` and ``computation_ms`` are the medians of the controller's figures;
+    ``install_per_switch_ms`` is the least-squares slope (through the origin, >= 0) of what
+    the measured gap adds beyond them against the switch count. The record carries the
+    samples' sizes, the model's median absolute error and ``provenance``.
     """
-    base = base or RerouteModel()
-    gaps = [r["reroute_time_ms_max_emulation"] - r["reroute_time_ms_max_flow"] for r in fidelity_rows(store)
-            if (r["reroute_time_ms_max_emulation"] or 0) > 0 and (r["reroute_time_ms_max_flow"] or 0) > 0]
-    if not gaps:
-        raise CampaignError(f"{store.root}: no scenario has a reroute time on both twins; nothing to calibrate from")
-    model = RerouteModel(detection_ms=max(0.0, base.detection_ms + statistics.median(gaps)),
-                         computation_ms=base.computation_ms, install_per_switch_ms=base.install_per_switch_ms)
-    atomic_write(store.root / "calibration.json", json.dumps({**asdict(model), "from_scenarios": len(gaps)}, indent=2))
-    return model
+    detect, compute, pairs = [], [], []
+    for res in results:
+        if res.twin != "emulation":
+            continue
+        for c in res.meta.get("control_plane") or []:
+            detect.append(float(c["detect_ms"]))
+            compute.append(float(c["compute_ms"]))
+        for p in (res.meta.get("reroute_samples") or {}).values():
+            if p.get("fast") and p.get("switches"):
+                pairs.append((float(p["gap_ms"]), int(p["switches"])))
+    if not detect or not pairs:
+        raise CampaignError("no emulation result has both the controller's recompute timings and fast-probe reroute "
+                            "samples; run fiber cuts on the emulation (benchmarks/reroute_calibration.py)")
+    d, c = statistics.median(detect), statistics.median(compute)
+    slope = max(0.0, sum(s * (g - d - c) for g, s in pairs) / sum(s * s for _, s in pairs))
+    err = statistics.median(abs(d + c + slope * s - g) for g, s in pairs)
+    gaps = sorted(g for g, _ in pairs)
+    return {"detection_ms": round(d, 3), "computation_ms": round(c, 3), "install_per_switch_ms": round(slope, 3),
+            "fit": {"recomputes": len(detect), "pairs": len(pairs), "median_abs_error_ms": round(err, 3),
+                    "gap_ms_median": round(statistics.median(gaps), 3), "gap_ms_max": round(gaps[-1], 3)},
+            "provenance": dict(provenance or {})}
+
+
+def calibrate(store: CampaignStore) -> RerouteModel:
+    """Fit the reroute constants to a campaign's emulation runs (:func:`fit_reroute`), write
+    ``calibration.json`` in the campaign directory and return the model."""
+    rec = fit_reroute((res for _meta, res in store.results()),
+                      {"campaign": str(store.root), "date": time.strftime("%Y-%m-%d", time.gmtime())})
+    path = store.root / "calibration.json"
+    atomic_write(path, json.dumps(rec, indent=2))
+    return RerouteModel.from_file(path)
 
 
 def load_calibration(path: str | Path) -> RerouteModel:
-    try:
-        data = json.loads(Path(path).read_text())
-        return RerouteModel(detection_ms=float(data["detection_ms"]), computation_ms=float(data["computation_ms"]),
-                            install_per_switch_ms=float(data["install_per_switch_ms"]))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise CampaignError(f"cannot read calibration {path}: {exc}") from None
+    """A calibration file's reroute model (:meth:`RerouteModel.from_file`)."""
+    return RerouteModel.from_file(path)

@@ -49,6 +49,10 @@ def test_probe_windows_and_disruption():
                     "[100.400] 64 bytes from 10.0.0.2: icmp_seq=10 ttl=64 time=1.00 ms\n")
     assert parse_ping(later, "A", "B", 0.04).disruption_s(100.05, 100.5) == pytest.approx(0.11)
     assert parse_ping(later, "A", "B", 0.04).disruption_s(100.21, 100.5) == pytest.approx(0.16 - 0.04)
+    # rerouted without loss: a reply 12 ms late is a 12 ms interruption, not nothing
+    late = PING.split("[100.120]")[0] + ("[100.092] 64 bytes from 10.0.0.2: icmp_seq=3 ttl=64 time=13.00 ms\n"
+                                         "[100.120] 64 bytes from 10.0.0.2: icmp_seq=4 ttl=64 time=1.00 ms\n")
+    assert parse_ping(late, "A", "B", 0.04).disruption_s(100.05, 100.3) == pytest.approx(0.012)
     never = parse_ping(PING.split("[100.200]")[0], "A", "B", 0.04)
     assert never.disruption_s(100.05, 100.3) is None     # cut off, not rerouted
 
@@ -105,6 +109,16 @@ def test_fiber_cut_reroutes_and_network_is_reused(ring_twin):
     assert fail.unreachable_pairs == 0 and fail.impacted_node_names == []   # connectivity returned
     assert fail.reroute_time_ms_max > 0 and fail.reroute_time_ms_max < 1500
     print(f"fiber cut: reroute max {fail.reroute_time_ms_max} ms mean {fail.reroute_time_ms_mean} ms")
+    # the pairs whose path crossed A-B were timed by 5 ms probes, and every rerouted pair
+    # counts (also one that lost nothing); the controller's own log timed the recompute
+    assert r.meta["reroute_resolution_ms"] == 5.0
+    assert {"A>B", "B>A"} <= set(r.meta["fast_probe_pairs"])
+    samples = r.meta["reroute_samples"]
+    assert samples["A>B"]["fast"] and samples["A>B"]["switches"] == 4     # A-D-C-B after the cut
+    assert all(x["gap_ms"] >= 0 for x in samples.values())
+    assert fail.reroute_time_ms_max == pytest.approx(max(x["gap_ms"] for x in samples.values()), abs=1e-3)
+    (cp,) = r.meta["control_plane"]
+    assert "A-B down" in cp["reason"] and 0 <= cp["detect_ms"] < 500 and cp["compute_ms"] >= 0
     assert fail.latency_ms_mean is not None and fail.cascade_depth is None
     assert "cascade_depth (no induced failures are injected)" in r.not_modelled
     assert r.meta["network"]["healthy"] is True

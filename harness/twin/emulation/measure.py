@@ -23,6 +23,10 @@ _NOANSWER = re.compile(r"^\[(\d+\.\d+)\] no answer yet for icmp_seq=(\d+)")
 _SENT = re.compile(r"^(\d+) packets transmitted, (\d+) received")
 
 
+#: After a trigger with no probe lost, the span (s) whose reply gaps size the interruption.
+NO_LOSS_SPAN_S = 0.5
+
+
 @dataclass
 class Probe:
     """What one probe (one monitored ordered pair) saw.
@@ -84,13 +88,17 @@ class Probe:
     def disruption_s(self, after: float, until: float) -> float | None:
         """The outage that follows ``after``: from ``after`` (or the last reply before the
         first request lost after it, if later) to the first reply after that lost request,
-        minus one probe interval (time without delivery); 0.0 if no request sent after
-        ``after`` was lost; ``None`` if replies had not resumed after the *last* lost request
-        by ``until`` (the pair is cut off, not rerouted).  Later, separate gaps (congestion,
-        policing) are loss, not part of the reroute."""
+        minus one probe interval (time without delivery).  If no request sent after ``after``
+        was lost, the interruption was shorter than one interval: its size is then the
+        longest gap between replies in the :data:`NO_LOSS_SPAN_S` after ``after`` minus one
+        interval (0.0 for evenly spaced replies), so a pair rerouted without loss counts with
+        its real, small value.  ``None`` if replies had not resumed after the *last* lost
+        request by ``until`` (the pair is cut off, not rerouted).  Later, separate gaps
+        (congestion, policing) are loss, not part of the reroute."""
         lost = [t for t, ok, _ in self.sends if after - self.interval_s <= t < until and not ok]
         if not lost:
-            return 0.0
+            rt = [r for r in self.reply_times if after - self.interval_s <= r <= min(until, after + NO_LOSS_SPAN_S)]
+            return max(0.0, max((b - a for a, b in zip(rt, rt[1:])), default=self.interval_s) - self.interval_s)
         reply_times = self.reply_times
         first_lost, last_lost = min(lost), max(lost)
         if not any(last_lost < r <= until for r in reply_times):

@@ -36,11 +36,15 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     sent, pooled over the pairs.  ``meta["probe_loss_pct"]`` has the probe loss per phase.
     reroute_time_ms_max / mean: per *rerouted* pair (:func:`rerouted_pairs`: the controller's
     path changed between the snapshots before and after, or crossed a failed link or router)
-    that lost a probe after the window's trigger (the first event for ``failure``, the
-    mitigation for ``mitigated``; none in ``baseline``) and got replies again before the
-    window ended: its longest reply gap minus one probe interval; pairs that never resumed
-    are unreachable, not rerouted.  Gaps on pairs whose path never changed are congestion
-    or policing loss and count in loss, not here.
+    that got replies again before the window ended: the interruption after the window's
+    trigger (the first event for ``failure``, the mitigation for ``mitigated``; none in
+    ``baseline``), :meth:`~harness.twin.emulation.measure.Probe.disruption_s` — its longest
+    reply gap minus one probe interval, and a pair that lost nothing counts with its small
+    gap, not left out.  The pairs whose path crosses an element the events take down
+    (:func:`watched_pairs`, at most ``max_fast_pairs``) are timed by fast probes at
+    ``fast_probe_interval_s`` (5 ms) resolution, the others by the 40 ms probes.  Pairs that
+    never resumed are unreachable, not rerouted.  Gaps on pairs whose path never changed
+    are congestion or policing loss and count in loss, not here.
     max_link_util, congested_links (>= 0.8): from the controller's port byte counters over
     the window, as a share of the link's current shaped rate, busier direction; down links
     left out.
@@ -88,6 +92,12 @@ from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
 
+#: Ping interval of the fast probes that time reroutes (5 ms: the resolution issue 12 asks
+#: for; ``ping -i 0.005`` as root, one process per watched pair).
+FAST_PROBE_INTERVAL_S = 0.005
+#: At most this many watched pairs get fast probes (16 x 200 Hz = 3,200 echo requests a
+#: second, within the userspace datapath's budget beside the background traffic).
+MAX_FAST_PAIRS = 16
 #: Monitored pairs when the KG has more flows than this: a deterministic sample.
 DEFAULT_MAX_PAIRS = 132
 #: Background packets a flow must have offered in a window for its loss to be judged on them
@@ -158,6 +168,7 @@ class EmulationTwin:
     def __init__(self, run_dir: str | Path | None = None, bw_scale: float = DEFAULT_BW_SCALE,
                  window_s: float = 2.0, time_scale: float | None = None, *, inject_span_s: float = 2.0,
                  settle_s: float = 0.5, probe_interval_s: float = 0.04, max_pairs: int = DEFAULT_MAX_PAIRS,
+                 fast_probe_interval_s: float = FAST_PROBE_INTERVAL_S, max_fast_pairs: int = MAX_FAST_PAIRS,
                  max_senders: int = 4, flood_max_pps: float = 10_000.0, datapath: str = "auto",
                  health_timeout: float = 1.0, background: bool = True,
                  background_max_pps: float = DEFAULT_BG_MAX_PPS,
@@ -167,6 +178,8 @@ class EmulationTwin:
                              ("inject_span_s", inject_span_s, inject_span_s >= 0),
                              ("settle_s", settle_s, settle_s >= 0),
                              ("probe_interval_s", probe_interval_s, 0.002 <= probe_interval_s <= 0.25),
+                             ("fast_probe_interval_s", fast_probe_interval_s, 0.002 <= fast_probe_interval_s <= 0.25),
+                             ("max_fast_pairs", max_fast_pairs, max_fast_pairs >= 0),
                              ("max_pairs", max_pairs, max_pairs >= 1), ("max_senders", max_senders, max_senders >= 1),
                              ("flood_max_pps", flood_max_pps, flood_max_pps > 0),
                              ("background_max_pps", background_max_pps, background_max_pps > 0),
@@ -181,6 +194,8 @@ class EmulationTwin:
         self.inject_span_s = float(inject_span_s)
         self.settle_s = float(settle_s)
         self.probe_interval_s = float(probe_interval_s)
+        self.fast_probe_interval_s = float(fast_probe_interval_s)
+        self.max_fast_pairs = int(max_fast_pairs)
         self.max_pairs = int(max_pairs)
         self.max_senders = int(max_senders)
         self.flood_max_pps = float(flood_max_pps)
@@ -301,6 +316,7 @@ class EmulationTwin:
         restore_info: dict = {}
         ok = False
         bg = None
+        fast: Probes | None = None
         bg_info: dict = {"enabled": self.background}
         try:
             if self.background:
@@ -322,6 +338,12 @@ class EmulationTwin:
                 inj.prepare(i, e, start_dir)
             inj.wait_ready()
             paths0 = net.client.paths()      # the controller's paths before any event
+            # the pairs whose path crosses an element the events take down get fast probes
+            # (reroute time at FAST_PROBE_INTERVAL_S resolution); they run from the baseline on
+            watch = watched_pairs(paths0, pairs, inj.effects.values(), self.max_fast_pairs)
+            if watch:
+                fast = Probes(net, watch, interval_s=self.fast_probe_interval_s, out_dir=sdir / "fast-probes")
+                fast.start()
             timings["prepare_s"] = time.time() - t_prep0
             t_b0 = time.time() + 0.1
             t_inj = t_b0 + self.window_s
@@ -367,6 +389,7 @@ class EmulationTwin:
             if mitigation:
                 counters["f1"] = self._counters(net)
             paths_f = net.client.paths()
+            recomputes = net.client.health()["failovers"]   # the controller's own timing log
             failed_links = net.failed_links()
             rates = {l: net.rate_mbps(l) for l in kg.links}
             util_f = port_utilisation(snaps["f0"], snaps["f1"], rates, failed_links)
@@ -390,6 +413,8 @@ class EmulationTwin:
             # the routers' capacity meters as they stand at the end (rollback re-creates them)
             router_meters = net.client.meters() if net.router_capacity else {}
             probes.stop()
+            if fast is not None:
+                fast.stop()
             if bg is not None:
                 bg_info.update(bg.stop())
                 bg_info["bins_per_s"] = BINS_PER_S
@@ -402,6 +427,11 @@ class EmulationTwin:
                 inj.rollback_all()
             except BaseException:   # restore_all below puts everything back regardless
                 ok = False
+            if fast is not None and fast._procs and not ok:
+                try:
+                    fast.stop()
+                except Exception:   # never mask the run's own error
+                    pass
             restore_info = self._restore(net, probes, ok)
         timings.update(baseline_window_s=round(t_inj - t_b0, 3), inject_s=round(t_f0 - self.settle_s - t_inj, 3),
                        failure_window_s=round(t_f1 - t_f0, 3),
@@ -409,6 +439,8 @@ class EmulationTwin:
                        restore_s=restore_info.get("restore_s"), health_check_s=restore_info.get("health_check_s"))
         # ---------------------------------------------------------------- KPIs
         parsed = probes.results      # parsed once, when the probes stopped
+        # reroute gaps from the fast probe of a pair where it has one
+        timed = {**parsed, **(fast.results if fast is not None else {})}
         @functools.lru_cache(maxsize=None)   # each phase window is asked for twice
         def traffic(a: float, b: float):
             return traffic_loss(bg.sent_bins, bg.recv_bins, a, b, BINS_PER_S) if bg is not None else {}
@@ -423,19 +455,23 @@ class EmulationTwin:
                                     failed_links=set().union(*(x.links_down for x in injected)),
                                     failed_routers=set().union(*(x.routers_down for x in injected)))
         rerouted_m = rerouted_pairs(paths_f, paths_m) if mitigation else set()
+        reroute_samples = reroute_record(timed, pairs, rerouted_f, paths_f, t_first_inj, t_f1,
+                                         set(fast.results) if fast is not None else set())
+        control_plane = control_plane_record(recomputes, [x["injected_at"] for x in timeline], t_inj - 0.05, t_f1)
         probe_loss: dict = {}
         rows = {}
         rows["baseline"], probe_loss["baseline"] = self._row(
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net.nominal_rate_mbps(l) for l in kg.links}, set()),
-            traffic, rerouted=set())
+            traffic, rerouted=set(), timed=timed)
         down = set(routers_down(timeline, inj.effects))
         rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
-                                                           t_first_inj, down, util_f, traffic, rerouted_f)
+                                                           t_first_inj, down, util_f, traffic, rerouted_f, timed)
         if mitigation:
             util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
             rows["mitigated"], probe_loss["mitigated"] = self._row(
-                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m)
+                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m,
+                timed)
         # Per-event KPIs: each timeline record's window runs from it to the next record (the
         # last one: to the end of the failure window), measured like the phases.
         for k, rec in enumerate(timeline):
@@ -446,7 +482,7 @@ class EmulationTwin:
             util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
                                       rates, skip)
             row_k, ploss_k = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
-                                       traffic, rerouted_f)
+                                       traffic, rerouted_f, timed)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
         pair_loss = {}
@@ -521,8 +557,18 @@ class EmulationTwin:
                                  f"background packets (one-way) when it sent >= {MIN_LAST_PACKETS} there, else of "
                                  f"its probes (round trip)"),
             "rerouted_pairs": {"failure": len(rerouted_f), "mitigated": len(rerouted_m)},
-            "reroute_note": "longest reply gap minus one probe interval, over pairs the controller rerouted that lost probes after the "
-                            "trigger and recovered within the window",
+            # per rerouted monitored pair in the failure window: its gap (ms), the switches on
+            # its new path, whether a fast probe timed it (for calibrating the flow twin)
+            "reroute_samples": reroute_samples,
+            # the controller's recomputes during the injection: port status received after the
+            # injection (detect_ms) and the recompute + flow-mods sent (compute_ms)
+            "control_plane": control_plane,
+            "reroute_note": "longest reply gap minus one probe interval, over pairs the controller rerouted that recovered "
+                            "within the window (a pair that lost nothing counts with its longest reply gap minus one "
+                            "interval); timed by the fast probes on the pairs whose path crossed a failed element",
+            "reroute_resolution_ms": round(1000 * (self.fast_probe_interval_s if fast is not None
+                                                   else self.probe_interval_s), 3),
+            "fast_probe_pairs": [f"{s_}>{d_}" for s_, d_ in (fast.pairs if fast is not None else [])],
             "senders": inj.notes,
             "router_meters": router_meters,   # per router: packets its capacity meter passed and dropped
             "background": bg_info,
@@ -607,7 +653,7 @@ class EmulationTwin:
         return info
 
     def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util,
-             traffic=None, rerouted: set | None = None) -> tuple[KPIRow, float | None]:
+             traffic=None, rerouted: set | None = None, timed: dict | None = None) -> tuple[KPIRow, float | None]:
         """The KPI row of window ``[a, b)`` and the window's probe loss (%).
 
         ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
@@ -644,8 +690,8 @@ class EmulationTwin:
                 flow_loss = 100.0 * (s - ok_) / s if s else 0.0
             broken[f] = bool(unreach or flow_loss > sla)
             if trigger is not None and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
-                g = p.disruption_s(trigger, b)
-                if g:
+                g = (timed or parsed)[(fa["src"], fa["dst"])].disruption_s(trigger, b)
+                if g is not None:   # a rerouted pair that lost nothing counts with its small gap
                     reroute.append(g * 1000.0)
         impacted = impacted_routers(kg, broken, failed_routers)
         mean, p95 = latency_stats(lat_pairs)
@@ -704,6 +750,47 @@ def rerouted_pairs(before: dict, after: dict, failed_links: set[str] = frozenset
             or any(link_id(u, v) in failed_links for u, v in zip(path, path[1:]))))
         if hit:
             out |= {(s, d), (d, s)}
+    return out
+
+
+def watched_pairs(paths: dict, pairs, effects, cap: int = MAX_FAST_PAIRS) -> list[tuple[str, str]]:
+    """The monitored ``pairs`` whose controller path (``GET /paths``, either direction)
+    crosses a link or router one of ``effects`` takes down: the pairs a reroute will move,
+    at most ``cap`` of them (in sorted order). What the measuring instrument watches; the
+    KPIs still come from what it measures."""
+    links = set().union(*(x.links_down for x in effects)) if effects else set()
+    routers = set().union(*(x.routers_down for x in effects)) if effects else set()
+    if not (links or routers) or cap <= 0:
+        return []
+    hit = rerouted_pairs(paths, paths, links, routers)
+    return sorted(p for p in set(map(tuple, pairs)) if p in hit and not set(p) & routers)[:cap]
+
+
+def reroute_record(timed: dict, pairs, rerouted: set, paths_after: dict, trigger: float, until: float,
+                   fast: set) -> dict[str, dict]:
+    """Per rerouted monitored pair that recovered by ``until``: ``{"gap_ms", "switches",
+    "fast"}`` — its interruption after ``trigger``, the routers on its path in
+    ``paths_after`` (the controller's ``GET /paths``), whether a fast probe timed it."""
+    out = {}
+    for s, d in sorted(set(map(tuple, pairs)) & rerouted):
+        g = timed[(s, d)].disruption_s(trigger, until)
+        if g is not None:
+            out[f"{s}>{d}"] = {"gap_ms": round(g * 1000.0, 3), "switches": len(paths_after.get(f"{s}>{d}") or []),
+                               "fast": (s, d) in fast}
+    return out
+
+
+def control_plane_record(recomputes: list[dict], injected_at: list[float], a: float, b: float) -> list[dict]:
+    """The controller's route recomputes with ``t_event`` in ``[a, b)`` (its failover log),
+    each with ``detect_ms``: from the latest injection before it to the port status."""
+    out = []
+    for rec in recomputes:
+        t = rec.get("t_event")
+        before = [x for x in injected_at if x <= t] if t is not None else []
+        if t is None or not a <= t < b or not before:
+            continue
+        out.append({"reason": rec["reason"], "detect_ms": round((t - max(before)) * 1000.0, 3),
+                    "compute_ms": rec["compute_ms"], "flows_changed": rec.get("flows_changed")})
     return out
 
 

@@ -17,15 +17,20 @@ its offered load exceeds both (1 + alpha) × its baseline load and 150 % of its 
 sustained heavy overload trips protection; lighter overload only drops traffic.
 Reroute time per affected flow (a flow whose route changed and is still reachable) =
 detection + controller computation + installation per switch on its new route, with
-:class:`RerouteModel` constants (defaults from the emulation's port-status timing; set them
-from a calibration with ``--calibrate`` later).
+:class:`RerouteModel` constants measured on the emulation: the shipped ones are
+``reroute_calibration.json`` beside this module, written by
+``benchmarks/reroute_calibration.py --write`` (fiber cuts on the emulation, timed by 5 ms
+probes and the controller's own log; the file says on which machine, when, and from how
+many samples); ``ani campaign fidelity --calibrate`` fits them to a campaign's own runs.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -44,7 +49,7 @@ MODELLED = [
     "M/M/1 queueing delay (capped) plus propagation delay",
     "overload loss on saturated links and routers, random loss on degraded links",
     "Motter-Lai cascades of overloaded links and routers",
-    "reroute time from detection + computation + per-switch installation constants",
+    "reroute time from detection + computation + per-switch installation constants measured on the emulation",
 ]
 NOT_MODELLED = [
     "TCP congestion control and packet-level transients",
@@ -54,16 +59,48 @@ NOT_MODELLED = [
 ]
 
 
+#: The shipped reroute constants and their provenance (see :meth:`RerouteModel.shipped`).
+CALIBRATION_FILE = Path(__file__).with_name("reroute_calibration.json")
+
+
 @dataclass(frozen=True)
 class RerouteModel:
-    """Reroute time = detection + computation + install_per_switch × switches on the new path."""
+    """Reroute time = detection + computation + install_per_switch × switches on the new path.
 
-    detection_ms: float = 15.0
-    computation_ms: float = 5.0
-    install_per_switch_ms: float = 2.0
+    ``detection_ms``: from the failure to the controller's port status; ``computation_ms``:
+    the controller's recompute and flow-mods sent; ``install_per_switch_ms``: what the
+    measured interruption adds per switch on the new path. ``source`` says where the
+    figures come from. The default is :meth:`shipped`.
+    """
+
+    detection_ms: float
+    computation_ms: float
+    install_per_switch_ms: float
+    source: str = field(default="", compare=False)
 
     def time_ms(self, switches: int) -> float:
         return self.detection_ms + self.computation_ms + self.install_per_switch_ms * switches
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "RerouteModel":
+        """Constants from a calibration file (``ani campaign fidelity --calibrate``, or the
+        shipped one); a clear error when it cannot be read."""
+        try:
+            data = json.loads(Path(path).read_text())
+            model = cls(float(data["detection_ms"]), float(data["computation_ms"]),
+                        float(data["install_per_switch_ms"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"cannot read reroute calibration {path}: {exc}") from None
+        if min(model.detection_ms, model.computation_ms, model.install_per_switch_ms) < 0:
+            raise ConfigError(f"reroute calibration {path}: constants must be >= 0")
+        prov = data.get("provenance") or {}
+        where = ", ".join(f"{k} {prov[k]}" for k in ("machine", "date", "samples") if k in prov)
+        return replace(model, source=f"{Path(path).name}" + (f" ({where})" if where else ""))
+
+    @classmethod
+    def shipped(cls) -> "RerouteModel":
+        """The constants measured on the emulation, shipped in :data:`CALIBRATION_FILE`."""
+        return cls.from_file(CALIBRATION_FILE)
 
 
 CASCADE_FLOOR = 1.5
@@ -74,7 +111,7 @@ class FlowTwin:
     """The fast twin. ``with FlowTwin() as twin: twin.run(kg, scenario, "auto")``."""
 
     config: EngineConfig = field(default_factory=lambda: EngineConfig(cascade_floor=CASCADE_FLOOR))
-    reroute: RerouteModel = field(default_factory=RerouteModel)
+    reroute: RerouteModel = field(default_factory=RerouteModel.shipped)
     name: str = "flow"
     _engines: dict = field(default_factory=dict, repr=False)
 
@@ -131,6 +168,10 @@ class FlowTwin:
         return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
                               mitigation=mitigation_info, modelled=MODELLED, not_modelled=NOT_MODELLED,
                               meta={"elapsed_s": round(time.perf_counter() - t0, 6),
+                                    "reroute_model": {"detection_ms": self.reroute.detection_ms,
+                                                      "computation_ms": self.reroute.computation_ms,
+                                                      "install_per_switch_ms": self.reroute.install_per_switch_ms,
+                                                      "source": self.reroute.source},
                                     "induced_links": [list(x) for x in failure.induced_links],
                                     "induced_routers": [list(x) for x in failure.induced_routers]})
 
