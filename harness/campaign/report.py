@@ -157,7 +157,7 @@ def build_report(root: str | Path) -> Path:
         fdf = pd.DataFrame(frows)
         fdf.to_csv(out / "fidelity.csv", index=False)
         fig, axes = plt.subplots(1, 3, figsize=(10, 3.2))
-        for ax, k in zip(axes, ("loss_pct", "max_link_util", "reroute_time_ms_max")):
+        for ax, k in zip(axes, ("loss_pct", "max_link_util", "reroute_time_ms_mean")):
             ax.scatter(fdf[f"{k}_emulation"], fdf[f"{k}_flow"])
             hi = max([1e-9, *fdf[f"{k}_emulation"].dropna(), *fdf[f"{k}_flow"].dropna()])
             ax.plot([0, hi], [0, hi], color="grey", linewidth=0.8)
@@ -166,11 +166,15 @@ def build_report(root: str | Path) -> Path:
             ax.set_title(k, fontsize=9)
         figures["fidelity"] = _save(fig, out / "fidelity.png")
         s = summarise(frows)
-        body = (_img(figures["fidelity"]) + f"<p>{s['scenarios']} scenarios on both twins; impacted-node sets agree "
-                f"exactly in {s['impacted_agree_pct']:.0f} % (mean Jaccard {s['impacted_jaccard_mean']:.2f}).</p>"
-                + _table(fdf[["scenario_id", "impacted_agree", "loss_pct_flow", "loss_pct_emulation",
-                              "max_link_util_flow", "max_link_util_emulation", "reroute_time_ms_max_flow",
-                              "reroute_time_ms_max_emulation"]]))
+        body = (_img(figures["fidelity"]) + f"<p>{s['scenarios']} scenarios on both twins ({s['healthy']} with a "
+                f"healthy emulation baseline); impacted-node sets agree exactly in {s['impacted_agree_pct'] or 0:.0f} % "
+                f"(mean Jaccard {s['impacted_jaccard_mean'] or 0:.2f}); median relative error of loss "
+                f"{_fmt(s['loss_pct_relerr_median'])}, of utilisation {_fmt(s['max_link_util_relerr_median'])}; "
+                f"reroute time differs by a median {_fmt(s['reroute_diff_ms_median'])} ms.</p>")
+        body += _fidelity_warnings(frows)
+        body += _table(fdf[["scenario_id", "impacted_agree", "loss_pct_flow", "loss_pct_emulation",
+                            "max_link_util_flow", "max_link_util_emulation", "reroute_time_ms_mean_flow",
+                            "reroute_time_ms_mean_emulation"]])
     else:
         body = "<p>No scenario ran on both twins in this campaign.</p>"
     parts.append(_section("fidelity", body))
@@ -189,7 +193,8 @@ def build_report(root: str | Path) -> Path:
     doc = (f"<!doctype html><html><head><meta charset='utf-8'><title>ani campaign {html.escape(spec.name)}</title>"
            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
            "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px}"
-           "th{background:#f3f3f3}img{max-width:100%}</style></head><body>"
+           "th{background:#f3f3f3}img{max-width:100%}"
+           ".warn{background:#fff4e0;border-left:4px solid #e69500;padding:4px 8px}</style></head><body>"
            f"<h1>Campaign {html.escape(spec.name)}</h1><p>Topology <code>{html.escape(spec.topology)}</code>, "
            f"{spec.budget.iterations} iterations × {spec.budget.per_iteration} scenarios per generator, "
            f"{len(scen)} accepted scenarios, {len(results)} twin runs.</p>" + "".join(parts) + "</body></html>")
@@ -241,3 +246,26 @@ def _table(df) -> str:
 
 def _section(key: str, body: str) -> str:
     return f"<h2 id='{key}'>{html.escape(SECTIONS[key])}</h2>{body}"
+
+
+def _fmt(x) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def _fidelity_warnings(frows: list[dict]) -> str:
+    """Warnings where a headline scenario (the most damaging one on the flow twin, and each
+    scenario type's rows behind Table 2) disagrees between twins, with the reasons."""
+    out = []
+    worst = max(frows, key=lambda r: r["loss_pct_flow"] or 0.0)
+    if worst["disagree"]:
+        out.append(f"The most damaging scenario, {html.escape(worst['scenario_id'])}, disagrees between the twins on "
+                   f"{', '.join(worst['disagree'])}: {html.escape('; '.join(worst['reasons']))}.")
+    by_label: dict[str, list[dict]] = {}
+    for r in frows:
+        by_label.setdefault(r.get("label") or "?", []).append(r)
+    for label, rows in sorted(by_label.items()):
+        bad = [r for r in rows if r["disagree"]]
+        if bad:
+            out.append(f"Table 2, {html.escape(label)}: {len(bad)} of {len(rows)} scenarios disagree between the twins "
+                       f"({html.escape('; '.join(sorted({x for r in bad for x in r['reasons']})))}).")
+    return "".join(f'<p class="warn">&#9888; {x}</p>' for x in out)

@@ -172,6 +172,7 @@ class FlowTwin:
                                                       "computation_ms": self.reroute.computation_ms,
                                                       "install_per_switch_ms": self.reroute.install_per_switch_ms,
                                                       "source": self.reroute.source},
+                                    "ecmp_split_flows": ecmp_split_flows(failure, len(kg.flows)),
                                     "induced_links": [list(x) for x in failure.induced_links],
                                     "induced_routers": [list(x) for x in failure.induced_routers]})
 
@@ -232,6 +233,12 @@ def impacted_nodes(kg: KnowledgeGraph, out: Outcome, bounds: tuple[np.ndarray, n
     with np.errstate(invalid="ignore"):
         broken = ~out.reachable[:n] | (out.loss_fraction[:n] * 100 > loss_sla) | (out.latency_ms[:n] > latency_sla)
     return impacted_routers(kg, dict(zip(out.demand_ids[:n], broken.tolist())), out.failed_routers)
+
+
+def ecmp_split_flows(out: Outcome, n: int) -> int:
+    """How many of the first ``n`` (monitored) flows are split over equal-cost paths."""
+    coo = out._fractions[:n, : out._n_arcs].tocoo()
+    return int(np.unique(coo.row[(coo.data > 1e-9) & (coo.data < 1 - 1e-9)]).size)
 
 
 def _route_changed(before: Outcome, after: Outcome, n: int) -> np.ndarray:
