@@ -15,6 +15,7 @@ from pathlib import Path
 
 from harness.campaign.store import CampaignStore, atomic_write
 from harness.errors import CampaignError
+from harness.twin.emulation.twin import baseline_health
 from harness.twin.flow.twin import RerouteModel
 
 COMPARED = ("loss_pct", "max_link_util", "reroute_time_ms_mean")
@@ -25,8 +26,6 @@ EPS = {"loss_pct": 1.0, "max_link_util": 0.05, "reroute_time_ms_mean": 10.0}
 #: above :data:`REROUTE_TOLERANCE_MS` absolute.
 TOLERANCE = 0.10
 REROUTE_TOLERANCE_MS = 10.0
-#: An emulation baseline losing more than this (%) is not healthy (issue 12: 0.5 %).
-HEALTHY_LOSS_PCT = 0.5
 
 
 def _rel(a, b, eps) -> float | None:
@@ -48,9 +47,10 @@ def compare(flow, emu, phase: str = "failure") -> dict:
         row[f"{k}_flow"], row[f"{k}_emulation"], row[f"{k}_relerr"] = fv, ev, _rel(fv, ev, EPS[k])
     fr, er = f.reroute_time_ms_mean, e.reroute_time_ms_mean
     row["reroute_diff_ms"] = None if fr is None or er is None else abs(fr - er)
-    base = emu.row("baseline")
-    row["emulation_baseline_loss_pct"] = base.loss_pct
-    row["healthy"] = base.loss_pct is not None and base.loss_pct <= HEALTHY_LOSS_PCT
+    health = emu.meta.get("baseline_health") or baseline_health(emu)
+    row["emulation_baseline_loss_pct"] = health["loss_pct"]
+    row["healthy"] = health["healthy"]
+    row["unhealthy_reason"] = health.get("reason")
     row["disagree"] = disagreements(row)
     row["reasons"] = reasons(row, flow, emu) if row["disagree"] else []
     return row
@@ -73,7 +73,7 @@ def reasons(row: dict, flow, emu) -> list[str]:
     otherwise — a bug or a model gap to look at."""
     out = []
     if not row["healthy"]:
-        out.append(f"unhealthy emulation baseline ({row['emulation_baseline_loss_pct']} % loss > {HEALTHY_LOSS_PCT} %)")
+        out.append(f"unhealthy emulation baseline: {row['unhealthy_reason']}")
     if flow.row("failure").cascade_depth:
         out.append(f"cascade of depth {flow.row('failure').cascade_depth} on the flow twin; "
                    "the emulation injects no induced failures")

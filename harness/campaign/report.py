@@ -256,6 +256,11 @@ def _fidelity_warnings(frows: list[dict]) -> str:
     """Warnings where a headline scenario (the most damaging one on the flow twin, and each
     scenario type's rows behind Table 2) disagrees between twins, with the reasons."""
     out = []
+    unhealthy = [r for r in frows if not r.get("healthy", True)]
+    if unhealthy:
+        out.append("Left out of the figures above, their emulation baseline was not healthy: "
+                   + "; ".join(f"{html.escape(r['scenario_id'])} ({html.escape(str(r.get('unhealthy_reason')))})"
+                               for r in unhealthy) + ".")
     worst = max(frows, key=lambda r: r["loss_pct_flow"] or 0.0)
     if worst["disagree"]:
         out.append(f"The most damaging scenario, {html.escape(worst['scenario_id'])}, disagrees between the twins on "

@@ -1,0 +1,49 @@
+"""Twin fidelity figures and the healthy-baseline rule, on hand-made results (figures by hand)."""
+
+from __future__ import annotations
+
+from harness.campaign.fidelity import compare, summarise
+from harness.twin.emulation.twin import baseline_health
+from harness.twin.kpi import KPIRow, ScenarioResult
+
+
+def result(twin, base_loss, fail, *, meta=None, not_modelled=()):
+    rows = {"baseline": KPIRow(scenario_id="s", twin=twin, phase="baseline", loss_pct=base_loss),
+            "failure": KPIRow(scenario_id="s", twin=twin, phase="failure", **fail)}
+    return ScenarioResult(scenario_id="s", twin=twin, rows=rows, timeline=[], mitigation={},
+                          modelled=[], not_modelled=list(not_modelled), meta=meta or {})
+
+
+def test_baseline_health_by_traffic_and_probe_loss():
+    ok = result("emulation", 0.4, {}, meta={"probe_loss_pct": {"baseline": 0.0}})
+    assert baseline_health(ok) == {"healthy": True, "loss_pct": 0.4, "probe_loss_pct": 0.0, "limit_pct": 0.5}
+    bad = result("emulation", 0.1, {}, meta={"probe_loss_pct": {"baseline": 2.0},
+                                             "load_avg": {"after": [3.1], "cpus": 2}})
+    h = baseline_health(bad)
+    assert not h["healthy"] and h["reason"] == "baseline probe loss 2.00 % above 0.5 % (load average 3.1 on 2 CPUs)"
+
+
+def test_compare_figures_and_reasons():
+    flow = result("flow", 0.0, {"loss_pct": 10.0, "max_link_util": 0.5, "reroute_time_ms_mean": 20.0,
+                                "impacted_node_names": ["A"], "cascade_depth": 2})
+    emu = result("emulation", 0.0, {"loss_pct": 8.0, "max_link_util": 0.52, "reroute_time_ms_mean": 35.0,
+                                    "impacted_node_names": ["A", "B"]},
+                 meta={"senders": ["event 0 ddos_spike: 9 sources, 4 senders used"]})
+    row = compare(flow, emu)
+    # loss |10 - 8| / 8 = 0.25 > 0.10; utilisation 0.02 / 0.52 = 0.038; reroute 15 ms > 10 ms
+    assert row["loss_pct_relerr"] == 0.25 and round(row["max_link_util_relerr"], 4) == 0.0385
+    assert row["reroute_diff_ms"] == 15.0 and row["impacted_jaccard"] == 0.5
+    assert row["disagree"] == ["impacted", "loss_pct", "reroute_time"]
+    assert row["reasons"] == ["cascade of depth 2 on the flow twin; the emulation injects no induced failures",
+                              "injection not fully sent: event 0 ddos_spike: 9 sources, 4 senders used"]
+    # small losses are compared against a 1 % floor: 0.1 vs 0.2 % is 0.1 apart, no disagreement
+    calm = compare(result("flow", 0.0, {"loss_pct": 0.1}), result("emulation", 0.0, {"loss_pct": 0.2}))
+    assert calm["loss_pct_relerr"] == 0.1 and calm["disagree"] == [] and calm["reasons"] == []
+    odd = compare(result("flow", 0.0, {"loss_pct": 50.0}), result("emulation", 0.0, {"loss_pct": 5.0}))
+    assert odd["reasons"] == ["unexplained"]
+    sick = compare(flow, result("emulation", 3.0, {"loss_pct": 8.0}))
+    assert not sick["healthy"] and sick["reasons"][0].startswith("unhealthy emulation baseline: baseline traffic loss 3.00 %")
+    s = summarise([row, calm, odd, sick])
+    # the unhealthy one is left out of the figures: 3 healthy, impacted agree in calm and odd
+    assert s["scenarios"] == 4 and s["healthy"] == 3 and round(s["impacted_agree_pct"], 1) == 66.7
+    assert s["loss_pct_relerr_median"] == 0.25 and s["disagreements"] == 3
