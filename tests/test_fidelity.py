@@ -47,3 +47,29 @@ def test_compare_figures_and_reasons():
     # the unhealthy one is left out of the figures: 3 healthy, impacted agree in calm and odd
     assert s["scenarios"] == 4 and s["healthy"] == 3 and round(s["impacted_agree_pct"], 1) == 66.7
     assert s["loss_pct_relerr_median"] == 0.25 and s["disagreements"] == 3
+
+
+def test_probes_are_part_of_the_traffic_they_measure():
+    """A monitored flow's background is its demand less its probes' bytes (both directions:
+    requests s->d, replies d->s), so the wire carries the knowledge graph's demand."""
+    import networkx as nx
+
+    from harness.kg import build_kg
+    from harness.twin.emulation.background import plan_background
+    from harness.twin.emulation.twin import PROBE_FRAME_BYTES, probe_load
+
+    # A->B's probe achieved 20 Hz, B->A's 25: each direction carries one's requests and the other's replies
+    assert probe_load({("A", "B"): 20.0, ("B", "A"): 25.0}) == {("A", "B"): 98 * 8 * 45 / 1e6,
+                                                                  ("B", "A"): 98 * 8 * 45 / 1e6}
+    assert PROBE_FRAME_BYTES == 98
+    g = nx.Graph(name="pair", source="synthetic", dropped=[])
+    g.add_edge("A", "B", delay_ms=1.0, capacity_mbps=10_000.0, dist_km=None, conduit=None)
+    for n in g:
+        g.nodes[n].update(label=n, lat=None, lon=None)
+    kg = build_kg(g)
+    full = plan_background(kg, 1e-3)
+    rate = dict(full.per_src["A"])["B"]
+    plan = plan_background(kg, 1e-3, probe_mbps={("A", "B"): 0.0196, ("B", "A"): 1e3})
+    assert dict(plan.per_src["A"])["B"] == rate - 0.0196
+    assert "B" not in plan.per_src and plan.sinks == ["B"]         # B's probes outweigh its flow
+    assert plan.probe_excess_mbps == 1e3 - dict(full.per_src["B"])["A"]

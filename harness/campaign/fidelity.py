@@ -81,8 +81,6 @@ def reasons(row: dict, flow, emu) -> list[str]:
         out.append(f"injection not fully sent: {note}")
     if any("equal-cost multipath" in n for n in emu.not_modelled) and _has_ties(flow):
         out.append("equal-cost paths: the flow twin splits, the controller pins one path")
-    if emu.meta.get("load_avg", {}).get("loaded"):
-        out.append("machine loaded during the emulation run")
     return out or ["unexplained"]
 
 
@@ -124,9 +122,15 @@ def summarise(rows: list[dict]) -> dict:
         errs = [r[f"{k}_relerr"] for r in healthy if r[f"{k}_relerr"] is not None]
         out[f"{k}_relerr_median"] = statistics.median(errs) if errs else None
         out[f"{k}_relerr_p90"] = _pct(errs, 0.9)
-    diffs = [r["reroute_diff_ms"] for r in healthy if r.get("reroute_diff_ms") is not None]
+    # reroute time over the scenarios where a twin rerouted anything (0 vs 0 is no evidence)
+    diffs = [r["reroute_diff_ms"] for r in healthy if r.get("reroute_diff_ms") is not None
+             and ((r["reroute_time_ms_mean_flow"] or 0) > 0 or (r["reroute_time_ms_mean_emulation"] or 0) > 0)]
+    both = [r["reroute_diff_ms"] for r in healthy if r.get("reroute_diff_ms") is not None
+            and (r["reroute_time_ms_mean_flow"] or 0) > 0 and (r["reroute_time_ms_mean_emulation"] or 0) > 0]
+    out["rerouted_scenarios"] = len(diffs)
     out["reroute_diff_ms_median"] = statistics.median(diffs) if diffs else None
     out["reroute_diff_ms_p90"] = _pct(diffs, 0.9)
+    out["reroute_diff_ms_median_both"] = statistics.median(both) if both else None
     out["disagreements"] = sum(bool(r["disagree"]) for r in rows)
     return out
 

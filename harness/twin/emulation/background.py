@@ -95,6 +95,7 @@ class BackgroundPlan:
     hop_pps: float = 0.0          # switch traversals per second (after scaling)
     max_hop_pps: float = DEFAULT_MAX_HOP_PPS
     sinks: list[str] = field(default_factory=list)   # destinations that are no source
+    probe_excess_mbps: float = 0.0   # probe traffic beyond the demand of the flows it stands in for
 
     @property
     def sent_mbps(self) -> float:
@@ -111,13 +112,18 @@ class BackgroundPlan:
                 "target_switch_traversals_per_s": round(self.hop_pps, 1), "budget_switch_traversals_per_s":
                 self.max_hop_pps,
                 "budget_scale": round(self.scale, 6), "frame_bytes": self.frame_bytes,
+                "probe_excess_mbps": round(self.probe_excess_mbps, 4),
                 "sink": f"UDP port {SINK_PORT} bound and never read (no ICMP port-unreachable)"}
 
 
 def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
-                    max_hop_pps: float = DEFAULT_MAX_HOP_PPS, frame_bytes: int = FRAME_BYTES) -> BackgroundPlan:
+                    max_hop_pps: float = DEFAULT_MAX_HOP_PPS, frame_bytes: int = FRAME_BYTES,
+                    probe_mbps: dict | None = None) -> BackgroundPlan:
     """The KG's flows as per-source send lists at ``demand × bw_scale``, scaled down
-    uniformly when the total exceeds ``max_pps`` or ``max_hop_pps``."""
+    uniformly when the total exceeds ``max_pps`` or ``max_hop_pps``; each flow then less
+    ``probe_mbps[(src, dst)]`` (the probes' own traffic on that pair, which is part of the
+    flow's demand), never below 0 — :attr:`BackgroundPlan.probe_excess_mbps` is what the
+    probes send beyond their flows' demands."""
     import networkx as nx
 
     per: dict[str, list[tuple[str, float]]] = {}
@@ -141,10 +147,20 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
     scale = min(1.0, max_pps / pps if pps > 0 else 1.0, max_hop_pps / hops if hops > 0 else 1.0)
     if scale < 1.0:
         per = {s: [(d, m * scale) for d, m in v] for s, v in per.items()}
+    excess = 0.0
+    if probe_mbps:
+        for s in per:
+            kept = []
+            for d, m in per[s]:
+                p = probe_mbps.get((s, d), 0.0)
+                excess += max(0.0, p - m)
+                kept.append((d, max(0.0, m - p)))
+            per[s] = [(d, m) for d, m in kept if m > 0]
+        per = {s: v for s, v in per.items() if v}
     dsts = {d for v in per.values() for d, _ in v}
     return BackgroundPlan(per_src=dict(sorted(per.items())), flows=n, offered_mbps=total, scale=scale,
                           frame_bytes=frame_bytes, max_pps=max_pps, hop_pps=hops * scale, max_hop_pps=max_hop_pps,
-                          sinks=sorted(dsts - set(per)))
+                          sinks=sorted(dsts - set(per)), probe_excess_mbps=excess)
 
 
 class Background:

@@ -19,12 +19,16 @@ Phases (wall clock; see :class:`EmulationTwin` for the knobs)
     restore (background stopped).  Event semantics: :mod:`harness.twin.emulation.inject`.
 
 Background traffic (:mod:`harness.twin.emulation.background`)
-    every KG flow sent as UDP at ``demand_mbps × bw_scale`` (links are shaped at
-    ``capacity × bw_scale``, so link utilisations match the KG's), one paced sender per
-    source host, for the scenario's whole measured span; scaled down uniformly when the
-    total exceeds ``background_max_pps`` (the userspace datapath's packet budget).  What was
-    offered, sent and achieved is in ``meta["background"]``.  ``background=False`` runs
-    probes and injected traffic only.
+    every KG flow sent as UDP at ``demand_mbps × scale`` (links are shaped at
+    ``capacity × scale``, so link utilisations match the KG's), one paced sender per
+    source host, for the scenario's whole measured span. ``scale`` is ``bw_scale``, times the
+    factor that brings the matrix within the userspace datapath's packet budget
+    (``background_max_pps``, ``background_max_hop_pps``) when it is over it: links are then
+    shaped slower by the same factor, so utilisations stay the knowledge graph's (the
+    network's ``bw_scale`` is that product).  The probes are part of the traffic they
+    measure: each monitored flow's background is its demand less its probes' own bytes
+    (:func:`probe_load`).  What was offered, sent and achieved is in ``meta["background"]``.
+    ``background=False`` runs probes and injected traffic only.
 
 KPIs (per window, from the monitored pairs = the KG flows, or a sample when there are more
 than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
@@ -93,9 +97,15 @@ from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
 
+#: Ethernet frame of a probe's echo request or reply: ping's default 56-byte payload + ICMP 8
+#: + IPv4 20 + Ethernet 14 bytes.
+PROBE_FRAME_BYTES = 98
 #: Ping interval of the fast probes that time reroutes (5 ms: the resolution issue 12 asks
 #: for; ``ping -i 0.005`` as root, one process per watched pair).
 FAST_PROBE_INTERVAL_S = 0.005
+#: Fast probes start this long before the first injection (ping's start-up, the first echo)
+#: and stop this long before the failure window.
+FAST_PROBE_LEAD_S = 0.3
 #: At most this many watched pairs get fast probes (16 x 200 Hz = 3,200 echo requests a
 #: second, within the userspace datapath's budget beside the background traffic).
 MAX_FAST_PAIRS = 16
@@ -278,7 +288,14 @@ class EmulationTwin:
         self._builds += 1
         d = self.run_dir / f"net{self._builds}"
         cpu = {r: kg.attrs("resource", f"cpu_{r}")["capacity"] for r in kg.routers}
-        net = EmulatedNetwork(kg.topology, d, bw_scale=self.bw_scale, datapath=self.datapath,
+        # When the traffic matrix at bw_scale is over the datapath's packet budget, links are
+        # shaped slower by the same factor the background is scaled down by, so every link's
+        # utilisation stays the knowledge graph's (not scale x it).
+        scale = self.bw_scale
+        if self.background:
+            scale *= plan_background(kg, self.bw_scale, max_pps=self.background_max_pps,
+                                     max_hop_pps=self.background_max_hop_pps).scale
+        net = EmulatedNetwork(kg.topology, d, bw_scale=scale, datapath=self.datapath,
                               router_capacity_mbps=cpu)
         net.start()
         self.net, self._kg, self._runs_on_net = net, kg, 0
@@ -313,7 +330,8 @@ class EmulationTwin:
         net, net_info = self.network(kg)
         flows, sampled = monitored_pairs(kg, self.max_pairs)
         pairs = [(kg.attrs("flow", f)["src"], kg.attrs("flow", f)["dst"]) for f in flows]
-        inj = Injector(net, kg, bw_scale=self.bw_scale, max_senders=self.max_senders,
+        bw = net.bw_scale       # the network's scale: bw_scale x the background's budget scale
+        inj = Injector(net, kg, bw_scale=bw, max_senders=self.max_senders,
                        flood_max_pps=self.flood_max_pps)
         sdir = net.run_dir / "scenarios" / f"{self._runs_on_net:04d}-{scenario.id}"
         probes = Probes(net, pairs, interval_s=self.probe_interval_s, out_dir=sdir / "probes")
@@ -334,16 +352,19 @@ class EmulationTwin:
         fast: Probes | None = None
         bg_info: dict = {"enabled": self.background}
         try:
-            if self.background:
-                bg = Background(net, plan_background(kg, self.bw_scale, max_pps=self.background_max_pps,
-                                                max_hop_pps=self.background_max_hop_pps),
-                                sdir / "background")
-                bg_info.update(bg.plan.record())
-                timings["background_start_s"] = bg.start()
             t0 = time.time()
             probes.start()
             self._warm_up(probes)
             timings["probes_start_s"] = time.time() - t0
+            if self.background:
+                # the probes carry part of their flows' demand: at the rate they achieve here
+                probe_mbps = probe_load(probes.rates_hz())
+                bg = Background(net, plan_background(kg, bw, max_pps=self.background_max_pps,
+                                                     max_hop_pps=self.background_max_hop_pps,
+                                                     probe_mbps=probe_mbps),
+                                sdir / "background")
+                bg_info.update(bg.plan.record(), probe_mbps=round(sum(probe_mbps.values()), 4))
+                timings["background_start_s"] = bg.start()
             # Senders start up first (Scapy's import must not load a window), then the
             # windows (epoch seconds) are fixed and the senders told when to run.
             t_prep0 = time.time()
@@ -354,14 +375,15 @@ class EmulationTwin:
             inj.wait_ready()
             paths0 = net.client.paths()      # the controller's paths before any event
             # the pairs whose path crosses an element the events take down get fast probes
-            # (reroute time at FAST_PROBE_INTERVAL_S resolution); they run from the baseline on
+            # (reroute time at FAST_PROBE_INTERVAL_S resolution), between the baseline and the
+            # failure windows only (their load is no part of either window)
             watch = watched_pairs(paths0, pairs, inj.effects.values(), self.max_fast_pairs)
             if watch:
                 fast = Probes(net, watch, interval_s=self.fast_probe_interval_s, out_dir=sdir / "fast-probes")
-                fast.start()
             timings["prepare_s"] = time.time() - t_prep0
             t_b0 = time.time() + 0.1
-            t_inj = t_b0 + self.window_s
+            t_b1 = t_b0 + self.window_s
+            t_inj = t_b1 + (FAST_PROBE_LEAD_S if fast is not None else 0.0)
             at = {i: t_inj + (e.timestamp - t_first) * scale for i, e in events}
             t_f0 = t_inj + span + self.settle_s
             t_f1 = t_f0 + self.window_s
@@ -373,8 +395,10 @@ class EmulationTwin:
                 inj.schedule(i, at[i], undo_at.get(i, t_end + 0.2))
             wait_until(t_b0)
             snaps["b0"] = self._ports(net)
-            wait_until(t_inj)
+            wait_until(t_b1)
             snaps["b1"] = self._ports(net)
+            if fast is not None:
+                fast.start()
             for step in schedule(events, at, undo_at):   # the one executor of the schedule
                 when, i, e = step.at, step.index, step.event
                 wait_until(when)
@@ -396,6 +420,9 @@ class EmulationTwin:
             if time.time() > t_f0:   # injection overran its plan: shift the later windows
                 shift = time.time() - t_f0
                 t_f0, t_f1, t_m0, t_end = (x + shift for x in (t_f0, t_f1, t_m0, t_end))
+            if fast is not None:
+                wait_until(t_f0 - FAST_PROBE_LEAD_S)
+                fast.stop()
             wait_until(t_f0)
             snaps["f0"] = self._ports(net)
             counters = {"f0": self._counters(net)} if mitigation else {}
@@ -411,7 +438,7 @@ class EmulationTwin:
             t_mit = None
             if mitigation:
                 view = failure_view(kg, net, snaps, {k: c["meters"] for k, c in counters.items()},
-                                    {k: c["drops"] for k, c in counters.items()}, self.bw_scale)
+                                    {k: c["drops"] for k, c in counters.items()}, bw)
                 actions = plan(mitigation, kg, view)
                 t_mit = time.time()
                 applied = [{**a, "applied_at": time.time(), **inj.apply(a)} for a in actions]
@@ -428,8 +455,6 @@ class EmulationTwin:
             # the routers' capacity meters as they stand at the end (rollback re-creates them)
             router_meters = net.client.meters() if net.router_capacity else {}
             probes.stop()
-            if fast is not None:
-                fast.stop()
             if bg is not None:
                 bg_info.update(bg.stop())
                 bg_info["bins_per_s"] = BINS_PER_S
@@ -448,7 +473,7 @@ class EmulationTwin:
                 except Exception:   # never mask the run's own error
                     pass
             restore_info = self._restore(net, probes, ok)
-        timings.update(baseline_window_s=round(t_inj - t_b0, 3), inject_s=round(t_f0 - self.settle_s - t_inj, 3),
+        timings.update(baseline_window_s=round(t_b1 - t_b0, 3), inject_s=round(t_f0 - self.settle_s - t_inj, 3),
                        failure_window_s=round(t_f1 - t_f0, 3),
                        mitigated_window_s=round(t_end - t_m0, 3) if mitigation else None,
                        restore_s=restore_info.get("restore_s"), health_check_s=restore_info.get("health_check_s"))
@@ -460,7 +485,7 @@ class EmulationTwin:
         def traffic(a: float, b: float):
             return traffic_loss(bg.sent_bins, bg.recv_bins, a, b, BINS_PER_S) if bg is not None else {}
 
-        windows = {"baseline": (t_b0, t_inj), "failure": (t_f0, t_f1)}
+        windows = {"baseline": (t_b0, t_b1), "failure": (t_f0, t_f1)}
         if mitigation:
             windows["mitigated"] = (t_m0, t_end)
         # Reroute time counts only pairs the controller actually rerouted (a gap on a pair
@@ -476,7 +501,7 @@ class EmulationTwin:
         probe_loss: dict = {}
         rows = {}
         rows["baseline"], probe_loss["baseline"] = self._row(
-            kg, scenario.id, "baseline", flows, parsed, t_b0, t_inj, t_b0, set(),
+            kg, scenario.id, "baseline", flows, parsed, t_b0, t_b1, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net.nominal_rate_mbps(l) for l in kg.links}, set()),
             traffic, rerouted=set(), timed=timed)
         down = set(routers_down(timeline, inj.effects))
@@ -485,8 +510,7 @@ class EmulationTwin:
         if mitigation:
             util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
             rows["mitigated"], probe_loss["mitigated"] = self._row(
-                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m,
-                timed)
+                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m)
         # Per-event KPIs: each timeline record's window runs from it to the next record (the
         # last one: to the end of the failure window), measured like the phases.
         for k, rec in enumerate(timeline):
@@ -525,7 +549,7 @@ class EmulationTwin:
         fid = net.fidelity
         modelled = [f"packet forwarding by Open vSwitch ({fid.get('datapath')} datapath) under an os-ken "
                     f"controller (delay-shortest routing, failover on port status)",
-                    f"link rates shaped with {fid.get('shaping')} at capacity x {self.bw_scale:g}",
+                    f"link rates shaped with {fid.get('shaping')} at capacity x {bw:g}",
                     f"random loss via {fid.get('loss')}",
                     *([f"router forwarding capacity: {fid['router_capacity']}"] if fid.get("router_capacity") else []),
                     "failures, shaping, floods (Scapy/iperf3), surges (iperf3) and misconfigurations injected on "
@@ -536,7 +560,8 @@ class EmulationTwin:
                       f"({self.background_max_pps:g} pps, {self.background_max_hop_pps:g} switch traversals/s)"
                       if bg_info.get("budget_scale", 1.0) < 1.0 else "")
             modelled.append(f"the KG's traffic matrix as background UDP: {bg_info['flows']} flows, "
-                            f"{bg_info['target_mbps']:.4g} Mbit/s offered (demand x {self.bw_scale:g}{scaled}), "
+                            f"{bg_info['target_mbps']:.4g} Mbit/s offered (demand x {bw:g}{scaled}, less the "
+                            f"probes' own traffic), "
                             f"{bg_info.get('achieved_mbps', 0.0):.4g} Mbit/s sent, one paced sender per source")
         not_modelled = ["cascade_depth (no induced failures are injected)",
                         *([] if self.background else
@@ -781,6 +806,19 @@ def baseline_health(result: ScenarioResult) -> dict:
         out["reason"] = (f"baseline {' and '.join(bad)} above {BASELINE_LOSS_PCT} %"
                          + (f" (load average {load.get('after', ['?'])[0]} on {load.get('cpus', '?')} CPUs)"
                             if load else ""))
+    return out
+
+
+def probe_load(rates_hz: dict) -> dict[tuple[str, str], float]:
+    """Mbit/s on the wire per ordered router pair that probes send at ``rates_hz`` (pair ->
+    echo requests a second, as achieved): each probe's requests go ``s -> d`` and its
+    replies ``d -> s``, :data:`PROBE_FRAME_BYTES` each. The background sends each flow's
+    demand less this, so the probes are part of the knowledge graph's traffic, not extra
+    load on it."""
+    out: dict[tuple[str, str], float] = {}
+    for (s, d), hz in rates_hz.items():
+        for key in ((s, d), (d, s)):
+            out[key] = out.get(key, 0.0) + PROBE_FRAME_BYTES * 8 * hz / 1e6
     return out
 
 
