@@ -73,3 +73,35 @@ def test_probes_are_part_of_the_traffic_they_measure():
     assert dict(plan.per_src["A"])["B"] == rate - 0.0196
     assert "B" not in plan.per_src and plan.sinks == ["B"]         # B's probes outweigh its flow
     assert plan.probe_excess_mbps == 1e3 - dict(full.per_src["B"])["A"]
+
+
+def test_injected_traffic_rides_on_every_sources_sender(tmp_path):
+    """Surges and UDP floods from every source the event names, in the background plan (no
+    sender cap), scaled like the background; SYN and spoofed floods stay with Scapy."""
+    import networkx as nx
+
+    from harness.kg import build_kg
+    from harness.scenario.events.base import Effect, Traffic
+    from harness.twin.emulation.background import _window, plan_background
+    from harness.twin.emulation.inject import carried_traffic
+
+    eff = Effect(traffic=[Traffic("A", "C", 5.0, "s1"), Traffic("B", "C", 3.0, "f1", kind="flood"),
+                          Traffic("A", "C", 3.0, "f2", kind="flood", protocol="syn"),
+                          Traffic("B", "C", 3.0, "f3", kind="flood", spoofed=True)])
+    assert [t.id for t in carried_traffic(eff)] == ["s1", "f1"]
+    g = nx.Graph(name="line", source="synthetic", dropped=[])
+    for u, v in ("AB", "BC"):
+        g.add_edge(u, v, delay_ms=1.0, capacity_mbps=10_000.0, dist_km=None, conduit=None)
+    for n in g:
+        g.nodes[n].update(label=n, lat=None, lon=None)
+    kg = build_kg(g)
+    bursts = [{"event": 0, "src": t.src, "dst": t.dst, "mbps": t.mbps * 1e-3, "start_file": tmp_path / "start-0"}
+              for t in carried_traffic(eff)]
+    plan = plan_background(kg, 1e-3, max_pps=10.0, bursts=bursts)     # a tiny budget: scaled down
+    assert plan.scale < 1
+    assert plan.bursts["A"] == [{"event": 0, "dst": "C", "mbps": 5e-3 * plan.scale,
+                                 "start_file": str(tmp_path / "start-0")}]
+    assert plan.record()["injected_flows"] == 2
+    assert _window(str(tmp_path / "start-0")) is None                  # not scheduled yet
+    (tmp_path / "start-0").write_text("100.5 102.25\n")
+    assert _window(str(tmp_path / "start-0")) == (100.5, 102.25)

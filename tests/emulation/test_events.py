@@ -94,14 +94,20 @@ def test_traffic_surge_congests_and_rate_limit_relieves(ring):
     r = twin.run(kg, surge, "rate_limit")
     base, fail, mit = r.row("baseline"), r.row("failure"), r.row("mitigated")
     ach = r.timeline[0]["achieved"][0]
-    assert ach["generator"] == "iperf3" and ach["src"] == "A" and ach["dst"] == "C"
+    # sent by A's own traffic sender, from the event's start to its end (no extra process)
+    assert ach["generator"] == "background sender" and ach["src"] == "A" and ach["dst"] == "C"
+    assert ach["achieved_mbps"] > 0.8 * ach["target_mbps"], ach
     demand = next(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows
                   if kg.attrs("flow", f)["src"] == "A" and kg.attrs("flow", f)["dst"] == "C")
     assert ach["target_mbps"] == pytest.approx(11.0 * demand * 1e-3, rel=1e-4)
     assert fail.max_link_util > max(0.8, base.max_link_util + 0.2), (base.max_link_util, fail.max_link_util)
     assert fail.loss_pct > base.loss_pct + 2.0, (base.loss_pct, fail.loss_pct)
     assert r.mitigation["actions"][0]["action"] == "rate_limit" and r.mitigation["actions"][0]["router"] == "A"
-    assert mit.loss_pct < 0.75 * fail.loss_pct, (fail.loss_pct, mit.loss_pct)
+    # the meter on A's host port relieves the links A's surge congests; having no classifier it
+    # also cuts A's own flows (by more than their share: a token bucket at ~7x overload), so the
+    # traffic-weighted loss falls less than the congestion does
+    assert mit.loss_pct < fail.loss_pct, (fail.loss_pct, mit.loss_pct)
+    assert mit.max_link_util < fail.max_link_util - 0.1 and mit.congested_links < fail.congested_links, (fail, mit)
     # The flow twin splits A->C over both ring halves (ECMP) where the controller pins one
     # path, and past 1.5 x its forwarding capacity it fails router A (a Motter-Lai cascade the
     # emulation does not inject): both lose traffic, and the rate limit helps on both.

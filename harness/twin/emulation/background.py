@@ -74,6 +74,8 @@ SINK_PORT = 9
 MAX_S = 1800.0
 #: Marker at the start of every background packet's UDP payload (then the send time, !d).
 MAGIC = b"ANI1"
+#: Marker of injected surge / flood packets the senders add (counted apart, like floods).
+BURST_MAGIC = b"ANI2"
 #: Time bins per second of the sent / received counts.
 BINS_PER_S = 50
 #: Seconds a receiver keeps counting after SIGINT (packets in flight).
@@ -96,6 +98,13 @@ class BackgroundPlan:
     max_hop_pps: float = DEFAULT_MAX_HOP_PPS
     sinks: list[str] = field(default_factory=list)   # destinations that are no source
     probe_excess_mbps: float = 0.0   # probe traffic beyond the demand of the flows it stands in for
+    #: per source: injected surge / flood traffic its sender adds while an event lasts:
+    #: ``{"event", "dst", "mbps", "start_file"}`` (see :class:`Burst`)
+    bursts: dict[str, list[dict]] = field(default_factory=dict)
+
+    @property
+    def burst_mbps(self) -> float:
+        return sum(b["mbps"] for v in self.bursts.values() for b in v)
 
     @property
     def sent_mbps(self) -> float:
@@ -113,17 +122,21 @@ class BackgroundPlan:
                 self.max_hop_pps,
                 "budget_scale": round(self.scale, 6), "frame_bytes": self.frame_bytes,
                 "probe_excess_mbps": round(self.probe_excess_mbps, 4),
+                "injected_flows": sum(len(v) for v in self.bursts.values()),
+                "injected_mbps": round(self.burst_mbps, 4),
                 "sink": f"UDP port {SINK_PORT} bound and never read (no ICMP port-unreachable)"}
 
 
 def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
                     max_hop_pps: float = DEFAULT_MAX_HOP_PPS, frame_bytes: int = FRAME_BYTES,
-                    probe_mbps: dict | None = None) -> BackgroundPlan:
+                    probe_mbps: dict | None = None, bursts: list[dict] = ()) -> BackgroundPlan:
     """The KG's flows as per-source send lists at ``demand × bw_scale``, scaled down
     uniformly when the total exceeds ``max_pps`` or ``max_hop_pps``; each flow then less
     ``probe_mbps[(src, dst)]`` (the probes' own traffic on that pair, which is part of the
     flow's demand), never below 0 — :attr:`BackgroundPlan.probe_excess_mbps` is what the
-    probes send beyond their flows' demands."""
+    probes send beyond their flows' demands.  ``bursts``: injected traffic
+    (``{"event", "src", "dst", "mbps", "start_file"}``, ``mbps`` already in emulated units)
+    each source's sender adds while its event lasts, scaled by the same budget factor."""
     import networkx as nx
 
     per: dict[str, list[tuple[str, float]]] = {}
@@ -157,10 +170,16 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
                 kept.append((d, max(0.0, m - p)))
             per[s] = [(d, m) for d, m in kept if m > 0]
         per = {s: v for s, v in per.items() if v}
-    dsts = {d for v in per.values() for d, _ in v}
+    by_src: dict[str, list[dict]] = {}
+    for b in bursts:
+        if b["mbps"] > 0 and b["src"] != b["dst"]:
+            by_src.setdefault(b["src"], []).append({"event": int(b["event"]), "dst": b["dst"],
+                                                    "mbps": float(b["mbps"]) * scale,
+                                                    "start_file": str(b["start_file"])})
+    dsts = {d for v in per.values() for d, _ in v} | {b["dst"] for v in by_src.values() for b in v}
     return BackgroundPlan(per_src=dict(sorted(per.items())), flows=n, offered_mbps=total, scale=scale,
                           frame_bytes=frame_bytes, max_pps=max_pps, hop_pps=hops * scale, max_hop_pps=max_hop_pps,
-                          sinks=sorted(dsts - set(per)), probe_excess_mbps=excess)
+                          sinks=sorted(dsts - set(per) - set(by_src)), probe_excess_mbps=excess, bursts=by_src)
 
 
 class Background:
@@ -177,18 +196,24 @@ class Background:
         #: ``(src, dst) -> {bin: packets}`` sent, and received (by send-time bin), after stop()
         self.sent_bins: dict[tuple[str, str], dict[int, int]] = {}
         self.recv_bins: dict[tuple[str, str], dict[int, int]] = {}
+        #: event index -> what the senders sent of its injected traffic, after stop()
+        self.burst_results: dict[int, list[dict]] = {}
 
     def start(self, timeout: float = 20.0) -> float:
         """Spawn every sender and sink, wait for their ready lines; returns seconds taken."""
         t0 = time.monotonic()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         net = self.net
-        for src in [*self.plan.per_src, *self.plan.sinks]:
+        senders = sorted(set(self.plan.per_src) | set(self.plan.bursts))
+        for src in [*senders, *self.plan.sinks]:
             flows = self.plan.per_src.get(src, [])
             spec = {"iface": net.netns(src), "src_mac": net.host_mac(src), "src_ip": net.host_ip(src),
                     "frame": self.plan.frame_bytes, "port": SINK_PORT,
                     "flows": [{"dst": d, "dst_ip": net.host_ip(d), "dst_mac": net.host_mac(d),
-                               "pps": m * 1e6 / 8 / self.plan.frame_bytes} for d, m in flows]}
+                               "pps": m * 1e6 / 8 / self.plan.frame_bytes} for d, m in flows],
+                    "bursts": [{"event": b["event"], "dst": b["dst"], "dst_ip": net.host_ip(b["dst"]),
+                                "dst_mac": net.host_mac(b["dst"]), "pps": b["mbps"] * 1e6 / 8 / self.plan.frame_bytes,
+                                "start_file": b["start_file"]} for b in self.plan.bursts.get(src, [])]}
             path = self.out_dir / f"{net.netns(src)}.json"
             path.write_text(json.dumps(spec))
             # Run as a plain script: ``-m`` would import the harness package (~0.8 s, ~80 MB
@@ -231,11 +256,13 @@ class Background:
             lines = (out or b"").decode(errors="replace").strip().splitlines()
             try:
                 d = json.loads(lines[-1])
-                if dst in self.plan.per_src:
+                if dst in self.plan.per_src or dst in self.plan.bursts:
                     per_src[dst] = {k: d[k] for k in ("sent_packets", "pps", "mbps", "target_pps",
                                                       "target_mbps", "elapsed_s", "errors")}
                     for to, bins in d["sent_bins"].items():
-                        self.sent_bins[(dst, to)] = {int(b): n for b, n in bins.items()}
+                        self.sent_bins[(dst, to)] = {int(k): n for k, n in bins.items()}
+                for burst in d.get("bursts", []):
+                    self.burst_results.setdefault(int(burst["event"]), []).append({**burst, "src": dst})
                 for ip, bins in d["recv_bins"].items():
                     if ip in by_ip:
                         self.recv_bins[(by_ip[ip], dst)] = {int(b): n for b, n in bins.items()}
@@ -274,6 +301,15 @@ def build_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, sport: int
     hdr = hdr[:10] + struct.pack("!H", _csum(hdr)) + hdr[12:]
     udp = struct.pack("!HHHH", sport, dport, ip_len - 20, 0)
     return _mac(dst_mac) + _mac(src_mac) + b"\x08\x00" + hdr + udp + b"\x00" * (ip_len - 28)
+
+
+def _window(path: str) -> tuple[float, float] | None:
+    """An event's ``(start, end)`` epoch seconds from its start file, or None before it exists."""
+    try:
+        a, b = Path(path).read_text().split()[:2]
+        return float(a), float(b)
+    except (OSError, ValueError):
+        return None
 
 
 def _merge_bins(items) -> dict[str, dict[int, int]]:
@@ -326,16 +362,22 @@ def main(argv=None) -> int:
     receiver = threading.Thread(target=receive, daemon=True)
     receiver.start()
     flows = [f for f in spec["flows"] if f["pps"] > 0]
+    n_bg = len(flows)       # flows [0, n_bg) are background; the rest injected bursts
+    flows += [dict(b, burst=True) for b in spec.get("bursts", []) if b["pps"] > 0]
     frame = int(spec.get("frame", FRAME_BYTES))
     pkts = [bytearray(build_frame(spec["src_mac"], f["dst_mac"], spec["src_ip"], f["dst_ip"], 20000 + j,
                                   int(spec.get("port", SINK_PORT)), frame)) for j, f in enumerate(flows)]
+    marks = [BURST_MAGIC if f.get("burst") else MAGIC for f in flows]
+    #: a burst's (start, end) epoch times, once its event's start file exists
+    windows: dict[int, tuple[float, float]] = {}
     sent_bins: list[dict[int, int]] = [{} for _ in flows]
     sock = None
     if flows:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         sock.bind((spec["iface"], 0))
-    target_pps = sum(f["pps"] for f in flows)
-    print(json.dumps({"ready": True, "flows": len(flows), "target_pps": round(target_pps, 1)}), flush=True)
+    target_pps = sum(f["pps"] for f in flows[:n_bg])
+    print(json.dumps({"ready": True, "flows": n_bg, "bursts": len(flows) - n_bg,
+                      "target_pps": round(target_pps, 1)}), flush=True)
     n = len(flows)
     sent = [0] * n
     errors = 0
@@ -362,7 +404,15 @@ def main(argv=None) -> int:
             b = int(stamp * BINS_PER_S)
             while heap and heap[0][0] <= horizon and burst < 2000:
                 t, j = heapq.heappop(heap)
-                struct.pack_into("!4sd", pkts[j], 42, MAGIC, stamp)   # after Ether+IPv4+UDP headers
+                if j >= n_bg:    # an injected burst: only inside its event's window
+                    w = windows.get(j) or _window(flows[j]["start_file"])
+                    if w is None or stamp < w[0]:
+                        heapq.heappush(heap, (now + (min(0.005, w[0] - stamp) if w else 0.02), j))
+                        continue
+                    windows[j] = w
+                    if stamp >= w[1]:
+                        continue       # the event is over: this burst is done
+                struct.pack_into("!4sd", pkts[j], 42, marks[j], stamp)   # after Ether+IPv4+UDP headers
                 sent_bins[j][b] = sent_bins[j].get(b, 0) + 1    # offered, sent or not
                 try:
                     sock.send(pkts[j])
@@ -381,14 +431,22 @@ def main(argv=None) -> int:
         per_src_bins: dict[str, dict[int, int]] = {}
         for (ip, b), n_ in sorted(recv.items()):
             per_src_bins.setdefault(ip, {})[b] = n_
-        total = sum(sent)
+        total = sum(sent[:n_bg])
+        bursts_out = []
+        for j in range(n_bg, len(flows)):
+            w = windows.get(j)
+            span = (w[1] - w[0]) if w else 0.0
+            bursts_out.append({"event": flows[j]["event"], "dst": flows[j]["dst"], "sent_packets": sent[j],
+                               "target_mbps": round(flows[j]["pps"] * frame * 8 / 1e6, 6),
+                               "achieved_mbps": round(sent[j] * frame * 8 / span / 1e6, 6) if span > 0 else None,
+                               "window_s": round(span, 4)})
         print(json.dumps({"sent_packets": total, "sent_bytes": total * frame, "elapsed_s": round(elapsed, 4),
                           "pps": round(total / elapsed, 1), "mbps": round(total * frame * 8 / elapsed / 1e6, 4),
                           "target_pps": round(target_pps, 1),
                           "target_mbps": round(target_pps * frame * 8 / 1e6, 4), "errors": errors,
-                          "per_dst": {f["dst"]: sent[j] for j, f in enumerate(flows)},
-                          "sent_bins": _merge_bins((f["dst"], sent_bins[j]) for j, f in enumerate(flows)),
-                          "recv_bins": per_src_bins, "recv_other": other[0]}), flush=True)
+                          "per_dst": {f["dst"]: sent[j] for j, f in enumerate(flows[:n_bg])},
+                          "sent_bins": _merge_bins((f["dst"], sent_bins[j]) for j, f in enumerate(flows[:n_bg])),
+                          "recv_bins": per_src_bins, "recv_other": other[0], "bursts": bursts_out}), flush=True)
     return 0
 
 

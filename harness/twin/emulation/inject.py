@@ -21,6 +21,11 @@ flow twin reads the same record), realised kind by kind, each action paired with
     ``add_loss`` (percent on each crossing, nftables numgen here) and ``shape_link`` to the
     factor × the link's rate when the factor is < 1 (rollback: ``restore_link``).
 ``traffic``
+    With background traffic on (``carried``), surges and unspoofed UDP floods
+    (:func:`carried_traffic`) are sent by the background senders themselves: every source's
+    own sender adds its demand × ``bw_scale`` (scaled like the background) from the event's
+    start to its end, in full-size frames marked apart from the background — every source
+    the event names, no cap.  Otherwise, and for SYN and spoofed floods:
     *surge* demands: iperf3 UDP from each source's host at the demand × ``bw_scale``, at
     most ``max_senders`` senders (largest first; the rest are listed as dropped).
     *flood* demands: their total × ``bw_scale`` from at most ``max_senders`` sources
@@ -136,7 +141,10 @@ class Injector:
     """Injects one scenario's events into ``net`` and applies mitigation actions."""
 
     def __init__(self, net: EmulatedNetwork, kg: KnowledgeGraph, *, bw_scale: float, max_senders: int,
-                 flood_max_pps: float, python: str = sys.executable):
+                 flood_max_pps: float, python: str = sys.executable, carried: bool = False):
+        #: ``carried``: the background senders send the :func:`carried_traffic` of every event
+        #: (from every source, no cap); only SYN and spoofed floods get their own senders
+        self.carried = carried
         self.net = net
         self.kg = kg
         self.bw_scale = bw_scale
@@ -189,8 +197,9 @@ class Injector:
             if r not in self.net.router_capacity:
                 raise EmulationError(f"{e.event_type} on {r}: the network was built without router "
                                      f"forwarding capacities (EmulatedNetwork(router_capacity_mbps=...))")
-        surges = [t for t in eff.traffic if t.kind == "surge" and t.src != t.dst]
-        floods = [t for t in eff.traffic if t.kind == "flood"]
+        carried = set(carried_traffic(eff)) if self.carried else set()
+        surges = [t for t in eff.traffic if t.kind == "surge" and t.src != t.dst and t not in carried]
+        floods = [t for t in eff.traffic if t.kind == "flood" and t not in carried]
         self.generators[i] = self._surge(i, e, surges) + self._floods(i, e, floods)
 
     def _surge(self, i: int, e: Event, demands: list) -> list[Generator]:
@@ -401,6 +410,14 @@ class Injector:
         return {i: [g.collect() for g in gens] for i, gens in self.generators.items() if gens}
 
 
+def carried_traffic(eff: Effect) -> list:
+    """The part of an effect's traffic the background senders can send themselves (every
+    source at its own rate, full-size UDP frames, within the packet budget): surges and
+    unspoofed UDP floods. SYN and spoofed floods need crafted packets (Scapy senders)."""
+    return [t for t in eff.traffic if t.src != t.dst and (
+        t.kind == "surge" or (t.kind == "flood" and t.protocol == "udp" and not t.spoofed))]
+
+
 def wait_until(t: float) -> None:
     """Sleep until epoch time ``t``."""
     while True:
@@ -410,4 +427,4 @@ def wait_until(t: float) -> None:
         time.sleep(min(left, 0.05))
 
 
-__all__ = ["Injector", "Generator", "wait_until"]
+__all__ = ["Injector", "Generator", "carried_traffic", "wait_until"]

@@ -90,7 +90,7 @@ from harness.topology import link_id
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
 from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
-from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, wait_until
+from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, carried_traffic, wait_until
 from harness.twin.emulation.measure import latency_stats, port_utilisation, traffic_loss
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
 from harness.twin.emulation.observe import failure_view
@@ -332,7 +332,7 @@ class EmulationTwin:
         pairs = [(kg.attrs("flow", f)["src"], kg.attrs("flow", f)["dst"]) for f in flows]
         bw = net.bw_scale       # the network's scale: bw_scale x the background's budget scale
         inj = Injector(net, kg, bw_scale=bw, max_senders=self.max_senders,
-                       flood_max_pps=self.flood_max_pps)
+                       flood_max_pps=self.flood_max_pps, carried=self.background)
         sdir = net.run_dir / "scenarios" / f"{self._runs_on_net:04d}-{scenario.id}"
         probes = Probes(net, pairs, interval_s=self.probe_interval_s, out_dir=sdir / "probes")
         events = sorted(enumerate(scenario.events), key=lambda x: (x[1].timestamp, x[0]))
@@ -356,20 +356,24 @@ class EmulationTwin:
             probes.start()
             self._warm_up(probes)
             timings["probes_start_s"] = time.time() - t0
+            start_dir = sdir / "start"
+            start_dir.mkdir(parents=True, exist_ok=True)
             if self.background:
                 # the probes carry part of their flows' demand: at the rate they achieve here
                 probe_mbps = probe_load(probes.rates_hz())
+                # surges and UDP floods: every source's sender adds its share while the event lasts
+                bursts = [{"event": i, "src": t.src, "dst": t.dst, "mbps": t.mbps * bw,
+                           "start_file": start_dir / f"start-{i}"}
+                          for i, e in events for t in carried_traffic(event_types.effect_of(kg, e, i))]
                 bg = Background(net, plan_background(kg, bw, max_pps=self.background_max_pps,
                                                      max_hop_pps=self.background_max_hop_pps,
-                                                     probe_mbps=probe_mbps),
+                                                     probe_mbps=probe_mbps, bursts=bursts),
                                 sdir / "background")
                 bg_info.update(bg.plan.record(), probe_mbps=round(sum(probe_mbps.values()), 4))
                 timings["background_start_s"] = bg.start()
             # Senders start up first (Scapy's import must not load a window), then the
             # windows (epoch seconds) are fixed and the senders told when to run.
             t_prep0 = time.time()
-            start_dir = sdir / "start"
-            start_dir.mkdir(parents=True, exist_ok=True)
             for i, e in events:
                 inj.prepare(i, e, start_dir)
             inj.wait_ready()
@@ -382,6 +386,11 @@ class EmulationTwin:
                 fast = Probes(net, watch, interval_s=self.fast_probe_interval_s, out_dir=sdir / "fast-probes")
             timings["prepare_s"] = time.time() - t_prep0
             t_b0 = time.time() + 0.1
+            if bg is not None and bg.started_at is not None:
+                # the controller polls port counters every stats interval: the baseline's first
+                # snapshot must be a poll taken after the background started
+                interval = net.controller.stats_interval if net.controller is not None else 1.0
+                t_b0 = max(t_b0, bg.started_at + interval + 0.1)
             t_b1 = t_b0 + self.window_s
             t_inj = t_b1 + (FAST_PROBE_LEAD_S if fast is not None else 0.0)
             at = {i: t_inj + (e.timestamp - t_first) * scale for i, e in events}
@@ -459,6 +468,13 @@ class EmulationTwin:
                 bg_info.update(bg.stop())
                 bg_info["bins_per_s"] = BINS_PER_S
             achieved = inj.collect()
+            if bg is not None:   # what the background senders sent of each event's traffic
+                for i, sent in bg.burst_results.items():
+                    achieved.setdefault(i, []).extend(
+                        {"generator": "background sender", "src": b["src"], "dst": b["dst"],
+                         "target_mbps": b["target_mbps"], "achieved_mbps": b["achieved_mbps"],
+                         "achieved_pps": (round(b["sent_packets"] / b["window_s"], 1) if b["window_s"] else None),
+                         "sent_packets": b["sent_packets"]} for b in sent)
             rates_m = {l: net.rate_mbps(l) for l in kg.links}
             failed_m = net.failed_links()
             ok = True
@@ -552,8 +568,8 @@ class EmulationTwin:
                     f"link rates shaped with {fid.get('shaping')} at capacity x {bw:g}",
                     f"random loss via {fid.get('loss')}",
                     *([f"router forwarding capacity: {fid['router_capacity']}"] if fid.get("router_capacity") else []),
-                    "failures, shaping, floods (Scapy/iperf3), surges (iperf3) and misconfigurations injected on "
-                    "the live network",
+                    "failures, shaping, surges and floods (every source, by the traffic senders; SYN and spoofed "
+                    "floods by Scapy) and misconfigurations injected on the live network",
                     "latency, loss, reroute gaps and reachability from ICMP probes; utilisation from port counters"]
         if self.background:
             scaled = (f", scaled down x {bg_info['budget_scale']:.3g} to the packet budget "
