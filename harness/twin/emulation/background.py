@@ -406,10 +406,13 @@ def main(argv=None) -> int:
                 t, j = heapq.heappop(heap)
                 if j >= n_bg:    # an injected burst: only inside its event's window
                     w = windows.get(j) or _window(flows[j]["start_file"])
-                    if w is None or stamp < w[0]:
-                        heapq.heappush(heap, (now + (min(0.005, w[0] - stamp) if w else 0.02), j))
+                    if w is None:            # not scheduled yet: look again in 50 ms
+                        heapq.heappush(heap, (now + 0.05, j))
                         continue
                     windows[j] = w
+                    if stamp < w[0]:         # due at the event's start
+                        heapq.heappush(heap, (now + (w[0] - stamp), j))
+                        continue
                     if stamp >= w[1]:
                         continue       # the event is over: this burst is done
                 struct.pack_into("!4sd", pkts[j], 42, marks[j], stamp)   # after Ether+IPv4+UDP headers

@@ -66,8 +66,9 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
 
 Per-event KPIs: every timeline record (an event injected, or ended because its duration is
 over) gets the same KPIs over its own window, from the record to the next one (the last:
-to the end of the failure window), ``window_s`` long; utilisation there only where the
-controller's port counters were refreshed within the window (they are polled each second).
+to the end of the failure window), ``window_s`` long, with the failed links and link rates
+of that window (not of the failure window); utilisation there only where the controller's
+port counters were refreshed within the window (they are polled each second).
 """
 
 from __future__ import annotations
@@ -345,6 +346,7 @@ class EmulationTwin:
         timeline: list[dict] = []
         snaps: dict = {}
         event_snaps: list[dict] = []     # port counters right after each timeline record
+        event_state: list[tuple[set, dict]] = []   # failed links and link rates, likewise
         mitigation_info: dict = {}
         restore_info: dict = {}
         ok = False
@@ -425,6 +427,8 @@ class EmulationTwin:
                                      "wall_offset_s": round(when - t_inj, 4), "injected_at": time.time(),
                                      "ended": True, **rec})
                 event_snaps.append(self._ports(net))
+                # the failed links and link rates this record's window starts with
+                event_state.append((net.failed_links(), {l: net.rate_mbps(l) for l in kg.links}))
             t_first_inj = min((x["injected_at"] for x in timeline if not x.get("ended")), default=t_inj)
             if time.time() > t_f0:   # injection overran its plan: shift the later windows
                 shift = time.time() - t_f0
@@ -533,9 +537,10 @@ class EmulationTwin:
             a = rec["injected_at"]
             b = max(timeline[k + 1]["injected_at"] if k + 1 < len(timeline) else t_f1, a + 1e-3)
             down_k = set(routers_down(timeline[:k + 1], inj.effects))
-            skip = failed_links | {l for l in kg.links if set(kg.link_ends(l)) & down_k}
+            failed_k, rates_k = event_state[k]     # this window's own, not the failure window's
+            skip = failed_k | {l for l in kg.links if set(kg.link_ends(l)) & down_k}
             util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
-                                      rates, skip)
+                                      rates_k, skip)
             row_k, ploss_k = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
                                        traffic, rerouted_f, timed)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
