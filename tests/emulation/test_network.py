@@ -254,3 +254,44 @@ def test_ctrl_c_tears_down(tmp_path, when):
     p.communicate(timeout=30)
     assert p.returncode != 0
     assert not any(leftovers().values()), leftovers()
+
+
+@pytest.mark.root
+def test_a_traffic_sender_sends_its_burst_only_inside_the_event_window(tmp_path):
+    """A sender's injected burst waits for its event (start file), sends inside the window
+    only, and the sender still stops on SIGINT (a burst due within the sender's 1 ms send
+    horizon once spun it forever, starving the datapath)."""
+    import os
+    import signal
+    import sys
+
+    from harness.twin.emulation import background
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (a packet socket)")
+    start_file = tmp_path / "start-0"
+    spec = {"iface": "lo", "src_mac": "00:00:00:00:00:02", "src_ip": "127.0.0.1", "frame": 200, "port": 19999,
+            # many background flows, so packets fall due within a burst's last millisecond of waiting
+            "flows": [{"dst": f"Y{k}", "dst_ip": f"127.0.1.{k}", "dst_mac": "00:00:00:00:00:03", "pps": 300}
+                      for k in range(10)],
+            "bursts": [{"event": 0, "dst": "X", "dst_ip": "127.0.0.2", "dst_mac": "00:00:00:00:00:01",
+                        "pps": 400, "start_file": str(start_file)}]}
+    (tmp_path / "spec.json").write_text(json.dumps(spec))
+    p = subprocess.Popen([sys.executable, "-I", background.__file__, "--spec", str(tmp_path / "spec.json")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b'"ready"' in p.stdout.readline()
+        t0 = time.time()
+        start_file.write_text(f"{t0 + 0.4:.6f} {t0 + 0.9:.6f}\n")
+        time.sleep(1.3)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=3)
+    finally:
+        if p.poll() is None:     # stuck: it would hold its port and a CPU for ever
+            p.kill()
+            p.wait()
+    res = json.loads(out.decode().strip().splitlines()[-1])
+    (burst,) = res["bursts"]
+    assert burst["window_s"] == pytest.approx(0.5, abs=1e-3)
+    assert 0.8 * 200 <= burst["sent_packets"] <= 1.05 * 200      # 400 pps for 0.5 s, not before or after
+    assert min(res["per_dst"].values()) >= 0.8 * 300 * 1.3         # the background kept going

@@ -410,8 +410,9 @@ def main(argv=None) -> int:
                         heapq.heappush(heap, (now + 0.05, j))
                         continue
                     windows[j] = w
-                    if stamp < w[0]:         # due at the event's start
-                        heapq.heappush(heap, (now + (w[0] - stamp), j))
+                    if stamp < w[0]:         # due at the event's start (after this round:
+                        # `stamp` is fixed within it, so an earlier time would spin here)
+                        heapq.heappush(heap, (max(now + (w[0] - stamp), horizon + 1e-4), j))
                         continue
                     if stamp >= w[1]:
                         continue       # the event is over: this burst is done
