@@ -189,3 +189,37 @@ def test_topo_show_lists_routers_links_and_json_orientation():
     assert all(l["id"] == f"{l['u']}-{l['v']}" for l in data["links"])     # never the other orientation
     big = run("topo", "show", "as:300")
     assert big.exit_code == 0 and "… and 240 more" in big.output
+
+
+def test_generate_with_nothing_valid_exits_1_and_keeps_every_rejection(tmp_path, monkeypatch):
+    """A generator whose one scenario the validator refuses and whose other output could not
+    be read at all (as the unconstrained LLM's can be): both rejections are written with
+    their reasons, and the command exits 1 unless --min-valid 0 (a test seam beside the real
+    generators, which test_readme runs)."""
+    from harness.generate import registry
+    from harness.scenario.model import Scenario
+
+    class Broken:
+        def __init__(self):
+            self.records = []
+
+        def propose(self, kg, state, feedback, n, seed):
+            if seed % 2:
+                self.records.append({"id": None, "reason": "the model's output could not be read as an event"})
+                return []
+            s = Scenario.model_validate({"id": f"bad-{seed}", "events": [
+                {"event_type": "fiber_link_failure", "target": "Gotham-Metropolis", "timestamp": 1.0}]})
+            self.records.append({"id": s.id, "reason": None})
+            return [s]
+
+    monkeypatch.setitem(registry.GENERATORS._factories, "broken", lambda **kw: Broken())
+    out = tmp_path / "x.jsonl"
+    r = run("generate", "--topology", "topozoo/Abilene", "--generator", "broken", "--count", "2", "-o", str(out))
+    assert r.exit_code == 1 and "0 valid scenarios, fewer than --min-valid 1" in r.output
+    lines = [json.loads(x) for x in (tmp_path / "x.rejected.jsonl").read_text().splitlines()]
+    assert [x["reasons"][0]["rule"] for x in lines] == ["R1-target", "unreadable"]
+    assert lines[1]["scenario"] is None and "could not be read" in lines[1]["reasons"][0]["message"]
+    assert "2 rejected proposals" in r.output and out.read_text() == ""
+    r = run("generate", "--topology", "topozoo/Abilene", "--generator", "broken", "--count", "2",
+            "--min-valid", "0", "-o", str(out))
+    assert r.exit_code == 0

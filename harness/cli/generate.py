@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from harness.kg import kg_from_ref
-from harness.errors import ConfigError
+from harness.errors import ConfigError, ScenarioError
 from harness.fileio import atomic_write
 from harness.scenario import check_scenario, write_scenarios
 from harness.scenario.io import check_output
@@ -47,11 +47,17 @@ class GeneratorChoice(click.Choice):
 @click.option("--incidents", type=click.Path(dir_okay=False), help="Incident log (JSONL) for replay and novelty.")
 @click.option("--from", "parents", type=click.Path(dir_okay=False), help="Scenarios to mutate (mutate).")
 @click.option("--seed", default=0, show_default=True)
+@click.option("--min-valid", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Exit 1 when fewer valid scenarios came out (0: an ablation that may produce none).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Write scenarios (.jsonl, .json, .yaml; - is standard output, as JSONL).")
 def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_feedback, llm_url, model,
-                 temperature, incidents, parents, seed, output) -> None:
-    """Propose COUNT scenarios, validate each, and print validity and diversity."""
+                 temperature, incidents, parents, seed, min_valid, output) -> None:
+    """Propose COUNT scenarios, validate each, and print validity and diversity.
+
+    Rejections (proposals the validator refused, and model outputs that could not be read
+    as an event at all) are written with their reasons beside the output
+    (``*.rejected.jsonl``). Exits 1 when fewer than --min-valid scenarios are valid."""
     from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
     from harness.cli.progress import progress_bar
@@ -94,13 +100,18 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
             gen.close()
     attempted = len(getattr(gen, "records", [])) or proposed
     write_scenarios([s for s, _ in valid], output)
-    if rejected and output == "-":
-        say(f"{len(rejected)} rejected scenarios (write to a file with -o to keep their reasons)")
-    elif rejected:
+    # model outputs that never became a scenario are rejections too, with the generator's reason
+    unread = [r for r in getattr(gen, "records", []) if r.get("id") is None and r.get("reason")]
+    rejected_lines = [{"scenario": s.model_dump(mode="json"), "reasons": [r.to_dict() for r in v]} for s, v in rejected]
+    rejected_lines += [{"scenario": None, "record": r, "reasons": [{"index": None, "rule": "unreadable",
+                                                                    "message": r["reason"]}]} for r in unread]
+    if rejected_lines and output == "-":
+        say(f"{len(rejected_lines)} rejected proposals (write to a file with -o to keep their reasons)")
+    elif rejected_lines:
         rej_path = Path(output).with_suffix(".rejected.jsonl")
-        atomic_write(rej_path, "".join(json.dumps({"scenario": s.model_dump(mode="json"),
-                                                   "reasons": [r.to_dict() for r in v]}) + "\n" for s, v in rejected))
-        say(f"{len(rejected)} rejected scenarios with reasons in {rej_path}")
+        atomic_write(rej_path, "".join(json.dumps(x) + "\n" for x in rejected_lines))
+        say(f"{len(rejected_lines)} rejected proposals with reasons in {rej_path}"
+            + (f" ({len(unread)} model outputs that could not be read as an event)" if unread else ""))
     d = diversity([s for s, _ in valid])
     log = read_incidents(incidents or DEFAULT_LOG)
     distinct = len({json.dumps([e.model_dump(mode="json") for e in s.events], sort_keys=True) for s, _ in valid})
@@ -110,3 +121,6 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
                f"{d['mean_jaccard_distance']:.2f}, type entropy {d['type_entropy_bits']:.2f} bits; "
                f"novelty vs the incident log {novelty([s for s, _ in valid], log):.0%}")
     say(f"wrote {'standard output' if output == '-' else output}")
+    if len(valid) < min_valid:
+        raise ScenarioError(f"{len(valid)} valid scenarios, fewer than --min-valid {min_valid} "
+                            f"(the reasons are in the rejections)")
