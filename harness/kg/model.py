@@ -109,6 +109,10 @@ class KnowledgeGraph:
         a = self.attrs("link", link)
         return a["u"], a["v"]
 
+    def router_links(self, router: str) -> list[str]:
+        """The links at ``router``, sorted (from :attr:`topology`: no scan of every link)."""
+        return sorted(d["id"] for _, _, d in self.topology.edges(router, data=True))
+
     @cached_property
     def _by_kind(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

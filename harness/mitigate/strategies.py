@@ -44,7 +44,7 @@ def slowed_links(kg: KnowledgeGraph, view: FailureView) -> list[str]:
     """Live links whose observed rate is below their nominal capacity (a degraded port)."""
     out = []
     for l, cap in view.link_capacity_mbps.items():
-        if l in view.failed_links or l not in kg.links:
+        if l in view.failed_links or not kg.has("link", l):
             continue
         if cap < SLOWED_SHARE * kg.attrs("link", l)["capacity_mbps"]:
             out.append(l)
@@ -54,7 +54,7 @@ def slowed_links(kg: KnowledgeGraph, view: FailureView) -> list[str]:
 def _avoid(kg: KnowledgeGraph, view: FailureView) -> set[str]:
     avoid = set(view.congested()) | set(view.lossy_links()) | set(slowed_links(kg, view))
     for r in view.overloaded_routers():
-        avoid |= {l for l in kg.links if r in kg.link_ends(l)}
+        avoid |= set(kg.router_links(r))
     return avoid - view.failed_links
 
 
@@ -114,7 +114,7 @@ def cannot_help(kg: KnowledgeGraph, view: FailureView) -> list[str]:
     """The knowledge graph's flows no action can restore: an end router failed, or the failed
     links and routers leave no path between its ends (a bridge cut, an isolated router)."""
     g = kg.topology.copy()
-    g.remove_edges_from([kg.link_ends(l) for l in view.failed_links if l in kg.links])
+    g.remove_edges_from([kg.link_ends(l) for l in view.failed_links if kg.has("link", l)])
     g.remove_nodes_from(view.failed_routers)
     comp = {r: i for i, c in enumerate(nx.connected_components(g)) for r in c}
     out = []

@@ -99,7 +99,7 @@ class BackgroundPlan:
     sinks: list[str] = field(default_factory=list)   # destinations that are no source
     probe_excess_mbps: float = 0.0   # probe traffic beyond the demand of the flows it stands in for
     #: per source: injected surge / flood traffic its sender adds while an event lasts:
-    #: ``{"event", "dst", "mbps", "start_file"}`` (see :class:`Burst`)
+    #: ``{"event", "dst", "mbps", "start_file"}`` (see :func:`plan_background`)
     bursts: dict[str, list[dict]] = field(default_factory=dict)
 
     @property

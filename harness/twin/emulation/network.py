@@ -745,7 +745,7 @@ class EmulatedNetwork:
 
     def forwarding_entries(self, router: str) -> list[dict]:
         """The switch's routing table (table 2) as it stands, read from the switch itself
-        (``ovs-ofctl dump-flows``): per entry its cookie, priority and the rest of the line."""
+        (``ovs-ofctl dump-flows``): per entry its ``cookie`` and the rest of the line (``entry``)."""
         self._require_up()
         text = _run(["ovs-ofctl", "-O", "OpenFlow13", "--no-stats", "dump-flows", self.bridge(router), "table=2"])
         out = []

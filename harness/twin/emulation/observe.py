@@ -89,7 +89,7 @@ def failure_view(kg: KnowledgeGraph, net, snaps: dict, meters: dict, drops: dict
     ``meters`` and ``drops`` hold the meter and drop-counter reads at ``f0`` and ``f1``."""
     failed_links = set(net.client.health()["down_links"])
     failed_routers = {r for r in kg.routers
-                      if all(l in failed_links for l in kg.links if r in kg.link_ends(l))}
+                      if all(l in failed_links for l in kg.router_links(r))}
     rates = {l: net.rate_mbps(l) for l in kg.links}
     util = port_utilisation(snaps["f0"], snaps["f1"], rates, failed_links)
     live_routers = [r for r in kg.routers if r not in failed_routers]

@@ -73,13 +73,8 @@ class Probes:
     def rates_hz(self) -> dict[tuple[str, str], float]:
         """Per pair, the echo-request rate its probe has achieved so far (from its output,
         while it runs): ping slips below its nominal rate on a loaded machine."""
-        out = {}
-        for key, (_p, fh, path) in self._procs.items():
-            fh.flush()
-            sends = parse_ping(path.read_text(errors="replace"), key[0], key[1], self.interval_s).sends
-            span = sends[-1][0] - sends[0][0] if len(sends) >= 2 else 0.0
-            out[key] = (len(sends) - 1) / span if span > 0 else 0.0
-        return out
+        return {key: parse_ping(path.read_text(errors="replace"), key[0], key[1], self.interval_s).rate_hz
+                for key, (_p, _fh, path) in self._procs.items()}
 
     def __enter__(self) -> "Probes":
         return self.start()
