@@ -199,8 +199,12 @@ class Background:
         #: event index -> what the senders sent of its injected traffic, after stop()
         self.burst_results: dict[int, list[dict]] = {}
 
-    def start(self, timeout: float = 20.0) -> float:
-        """Spawn every sender and sink, wait for their ready lines; returns seconds taken."""
+    def start(self, timeout: float = 60.0) -> float:
+        """Spawn every sender and sink, wait for their ready lines; returns seconds taken.
+
+        ``timeout`` is generous: 11 senders start in ~1 s on this host but took over 20 s in the
+        VM under software emulation (every process start there costs 20-26 ms, docs/vm.md).
+        """
         t0 = time.monotonic()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         net = self.net

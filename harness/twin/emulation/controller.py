@@ -36,10 +36,12 @@ def free_port() -> int:
 class ControllerClient:
     """A small httpx client for the controller API (see :mod:`controllers.api`).
 
-    Every failure becomes :class:`ControllerError` with a plain message.
+    Every failure becomes :class:`ControllerError` with a plain message. ``timeout`` is per
+    request and generous: the API answers in milliseconds on this host, but in the VM under
+    software emulation with a scenario's traffic running it took more than 5 s (docs/vm.md).
     """
 
-    def __init__(self, api_port: int, *, timeout: float = 5.0, process: "ControllerProcess | None" = None):
+    def __init__(self, api_port: int, *, timeout: float = 30.0, process: "ControllerProcess | None" = None):
         self.base = f"http://127.0.0.1:{api_port}"
         self._http = httpx.Client(base_url=self.base, timeout=timeout)
         self._process = process

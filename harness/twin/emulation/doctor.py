@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from harness.twin.emulation import profile
+
 
 @dataclass
 class Check:
@@ -55,6 +57,11 @@ def doctor() -> list[Check]:
     checks.append(Check("netem qdisc", netem, "works" if netem else "missing (sch_netem)",
                         "no propagation delay on links (reported in fidelity); loss via nftables instead",
                         required=False))
+    prof, virt = profile.detect(), profile.virtualisation()
+    soft = prof is profile.SOFTWARE_EMULATED
+    checks.append(Check("CPU", not soft, f"virtualisation: {virt}" + (" (software emulation)" if soft else ""),
+                        f"lighter probing: {prof.max_pairs} pairs at {1 / prof.probe_interval_s:g} Hz, "
+                        f"{prof.max_fast_pairs} fast pairs", required=False))
     ok, detail = _cmd_ok(["nft", "--version"])
     checks.append(Check("nftables", ok, detail, "no loss injection without netem", required=not netem))
     ok, detail = _cmd_ok(["iptables", "--version"])

@@ -96,6 +96,7 @@ from harness.twin.emulation.measure import latency_stats, port_utilisation, traf
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
 from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
+from harness.twin.emulation import profile
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
 
 #: Ethernet frame of a probe's echo request or reply: ping's default 56-byte payload + ICMP 8
@@ -108,10 +109,10 @@ FAST_PROBE_INTERVAL_S = 0.005
 #: and stop this long before the failure window.
 FAST_PROBE_LEAD_S = 0.3
 #: At most this many watched pairs get fast probes (16 x 200 Hz = 3,200 echo requests a
-#: second, within the userspace datapath's budget beside the background traffic).
-MAX_FAST_PAIRS = 16
-#: Monitored pairs when the KG has more flows than this: a deterministic sample.
-DEFAULT_MAX_PAIRS = 132
+#: second, within the userspace datapath's budget beside the background traffic), natively.
+MAX_FAST_PAIRS = profile.NATIVE.max_fast_pairs
+#: Monitored pairs when the KG has more flows than this: a deterministic sample (natively).
+DEFAULT_MAX_PAIRS = profile.NATIVE.max_pairs
 #: Background packets a flow must have offered in a window for its loss to be judged on them
 #: (fewer: on its probes).
 MIN_TRAFFIC_PACKETS = 20
@@ -166,6 +167,9 @@ class EmulationTwin:
     settle_s : wait after the last event / the mitigation before the next window.
     probe_interval_s : ping interval of the probes (0.04 s = 25 Hz).
     max_pairs : at most this many monitored pairs (a covering sample beyond).
+    max_fast_pairs : at most this many pairs timed by the fast probes.
+        These three default to the machine's :mod:`~harness.twin.emulation.profile` (the
+        native 0.04 s / 132 / 16, or a lighter set under software emulation).
     max_senders : at most this many concurrent surge / attack senders per event.
     flood_max_pps : per-sender packet rate above which a UDP flood uses iperf3 (a SYN
         flood is capped there).
@@ -179,12 +183,16 @@ class EmulationTwin:
 
     def __init__(self, run_dir: str | Path | None = None, bw_scale: float = DEFAULT_BW_SCALE,
                  window_s: float = 2.0, time_scale: float | None = None, *, inject_span_s: float = 2.0,
-                 settle_s: float = 0.5, probe_interval_s: float = 0.04, max_pairs: int = DEFAULT_MAX_PAIRS,
-                 fast_probe_interval_s: float = FAST_PROBE_INTERVAL_S, max_fast_pairs: int = MAX_FAST_PAIRS,
+                 settle_s: float = 0.5, probe_interval_s: float | None = None, max_pairs: int | None = None,
+                 fast_probe_interval_s: float = FAST_PROBE_INTERVAL_S, max_fast_pairs: int | None = None,
                  max_senders: int = 4, flood_max_pps: float = 10_000.0, datapath: str = "auto",
                  health_timeout: float = 1.0, background: bool = True,
                  background_max_pps: float = DEFAULT_BG_MAX_PPS,
                  background_max_hop_pps: float = DEFAULT_BG_MAX_HOP_PPS):
+        self.profile = profile.detect()
+        probe_interval_s = self.profile.probe_interval_s if probe_interval_s is None else probe_interval_s
+        max_pairs = self.profile.max_pairs if max_pairs is None else max_pairs
+        max_fast_pairs = self.profile.max_fast_pairs if max_fast_pairs is None else max_fast_pairs
         for key, val, ok in (("bw_scale", bw_scale, bw_scale > 0), ("window_s", window_s, window_s >= 0.5),
                              ("time_scale", time_scale, time_scale is None or time_scale >= 0),
                              ("inject_span_s", inject_span_s, inject_span_s >= 0),
@@ -606,6 +614,7 @@ class EmulationTwin:
             "time_scale": scale, "event_span_wall_s": round(span, 3),
             "monitored_pairs": len(flows), "pairs_sampled": sampled,
             "probe_interval_s": self.probe_interval_s,
+            "probe_profile": self.profile.name, "virtualisation": profile.virtualisation(),
             "probe_rate_hz_min": round(min((_rate(p) for p in parsed.values()), default=0.0), 2),
             "latency_note": "one-way latency estimated as RTT/2 of ICMP probes",
             "loss_note": ("loss_pct is traffic-weighted: background packets offered in the window that never "

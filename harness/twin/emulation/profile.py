@@ -1,0 +1,58 @@
+"""How much probing the machine under the emulation can carry, chosen by what it is.
+
+The probes are one ``ping`` process per monitored pair (:mod:`.probes`); their cost is per
+process wake-up, not per byte, so a machine that runs every instruction in software (qemu
+without KVM, "TCG") cannot carry the defaults sized on a real 2-core host. Measured on
+``topozoo/Abilene`` (``scenarios/abilene/fiber_cut.yaml``, 11 routers, 110 flows), 2 vCPUs
+under qemu 7.2 TCG on this host kind (docs/vm.md, 2026-12-05):
+
+==================================  =============  ==============  ============
+probes (pairs, interval, fast)      baseline loss  probe loss      latency mean
+==================================  =============  ==============  ============
+110 pairs, 40 ms, 16 fast (native)  55.4 %         (load avg 12)   658 ms
+110 pairs, 40 ms, 16 fast, bg 300   100 % / 31 %   31.9 %          26.0 ms
+20 pairs, 100 ms, 4 fast            0.24 %         0.0 %           11.27 ms
+12 pairs, 200 ms, 2 fast            0.0 %          0.0 %           12.23 ms
+==================================  =============  ==============  ============
+
+(the flow twin's baseline latency mean on the same scenario: 11.53 ms). On the host itself the
+native defaults gave 45/45 healthy baselines in the fidelity suite (README).
+
+:func:`detect` asks ``systemd-detect-virt``, which says ``qemu`` for QEMU without KVM (and
+``kvm``, ``docker``, ``none``, … otherwise); only then the lighter profile applies.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class ProbeProfile:
+    name: str
+    probe_interval_s: float
+    max_pairs: int
+    max_fast_pairs: int
+
+    def record(self) -> dict:
+        return asdict(self)
+
+
+NATIVE = ProbeProfile("native", probe_interval_s=0.04, max_pairs=132, max_fast_pairs=16)
+SOFTWARE_EMULATED = ProbeProfile("software-emulated", probe_interval_s=0.1, max_pairs=20, max_fast_pairs=4)
+
+
+@functools.lru_cache(maxsize=1)
+def virtualisation() -> str:
+    """``systemd-detect-virt``'s answer (``none`` without a hypervisor, ``unknown`` if absent)."""
+    if not shutil.which("systemd-detect-virt"):
+        return "unknown"
+    r = subprocess.run(["systemd-detect-virt"], capture_output=True, text=True)
+    return r.stdout.strip() or "none"
+
+
+def detect() -> ProbeProfile:
+    return SOFTWARE_EMULATED if virtualisation() == "qemu" else NATIVE
