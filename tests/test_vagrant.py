@@ -23,7 +23,7 @@ def validate(tmp_path: Path, text: str, **env: str) -> subprocess.CompletedProce
 
 
 def test_vagrant_is_installed():
-    assert shutil.which("vagrant"), "vagrant is missing: `make setup` installs it (DEB_PACKAGES)"
+    assert shutil.which("vagrant"), "vagrant is missing: `make setup-vm` installs it (VM_PACKAGES)"
 
 
 def test_vagrantfile_validates(tmp_path):

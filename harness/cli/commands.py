@@ -9,5 +9,6 @@ from harness.cli.remote import remote
 from harness.cli.run import run_cmd, sweep_cmd
 from harness.cli.scenario import scenario
 from harness.cli.topo import topo
+from harness.cli.vm import vm
 
-ALL = [topo, kg, scenario, run_cmd, sweep_cmd, generate_cmd, campaign, llm, controller, cleanup, doctor, remote]
+ALL = [topo, kg, scenario, run_cmd, sweep_cmd, generate_cmd, campaign, llm, controller, cleanup, doctor, remote, vm]

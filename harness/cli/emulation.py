@@ -58,11 +58,14 @@ def controller(topology_ref: str, ofp_port: int, api_port: int, bw_scale: float 
 
 
 @click.command("cleanup")
-def cleanup() -> None:
-    """Remove every bridge, namespace, interface, nft table and process ani's emulation left."""
+@click.option("--vms", is_flag=True, help="Also stop every VM `ani vm up` started (they are kept otherwise).")
+def cleanup(vms: bool) -> None:
+    """Remove every bridge, namespace, interface, nft table and process ani's emulation left, and
+    what stopped or untracked VMs left (qemu processes, overlays)."""
     from harness.twin.emulation.cleanup import cleanup as do_cleanup
+    from harness.vm.machine import cleanup_vms
 
-    done = do_cleanup()
+    done = do_cleanup() + cleanup_vms(running=vms)
     for line in done:
         click.echo(line)
     click.echo(f"removed {len(done)} leftover(s)" if done else "nothing to clean up")

@@ -17,22 +17,31 @@ def _connection_options(fn):
         click.option("--key", type=click.Path(dir_okay=False), help="Private key file (default: agent, ~/.ssh keys)."),
         click.option("--vagrant", is_flag=True,
                      help="Connect to the VM of the Vagrantfile here, as `vagrant ssh-config` describes it."),
+        click.option("--vm", is_flag=False, flag_value="default", default=None, metavar="[NAME]",
+                     help="Connect to the VM `ani vm up` started (NAME, default 'default'), with its own key "
+                          "and recorded host key."),
         click.option("--known-hosts", type=click.Path(dir_okay=False),
                      help="Known-hosts file to check the host key against (default ~/.ssh/known_hosts)."),
         click.option("--accept-new-host-key", is_flag=True,
                      help="Record an unknown host key in known_hosts instead of refusing it (a changed key is "
                           "always refused)."),
         click.option("--remote-ani", default="ani", show_default=True, metavar="PATH",
-                     help="ani on the remote; `ani` also tries ~/ani/.venv/bin/ani and /vagrant/.venv/bin/ani."),
+                     help="ani on the remote; `ani` also tries ~/ani/.venv/bin/ani and /vagrant/.venv/bin/ani, /opt/ani/.venv/bin/ani."),
     ]
     for opt in reversed(options):
         fn = opt(fn)
     return fn
 
 
-def _host(host, port, user, key, vagrant, known_hosts, accept_new_host_key):
+def _host(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key):
     from harness.remote import RemoteHost, vagrant_target
 
+    if vm is not None:
+        if host or vagrant:
+            raise RemoteError("--vm excludes --host and --vagrant")
+        from harness.vm.machine import running
+
+        return running(vm).host()
     if vagrant:
         if host:
             raise RemoteError("--vagrant and --host exclude each other")
@@ -40,7 +49,7 @@ def _host(host, port, user, key, vagrant, known_hosts, accept_new_host_key):
         host, port = target.host, port or target.port
         user, key = user or target.user, key or target.key
     elif not host:
-        raise RemoteError("say where to run: --host HOST (or --vagrant)")
+        raise RemoteError("say where to run: --host HOST (or --vagrant, or --vm)")
     return RemoteHost(host, port=port or 22, user=user, key=key, accept_new_host_key=accept_new_host_key,
                       known_hosts=known_hosts)
 
@@ -56,7 +65,7 @@ def remote() -> None:
 @click.option("--remote-dir", metavar="DIR", help="Working directory on the remote (default ~/ani-remote/NAME).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Local copy of the campaign "
               "(default campaigns/NAME).")
-def run_cmd(spec, host, port, user, key, vagrant, known_hosts, accept_new_host_key, remote_ani, remote_dir, output):
+def run_cmd(spec, host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key, remote_ani, remote_dir, output):
     """Run the campaign SPEC on a remote host, stream its output, copy the results back.
 
     A dropped connection is re-established and the remote run re-attached (or resumed if it
@@ -64,7 +73,7 @@ def run_cmd(spec, host, port, user, key, vagrant, known_hosts, accept_new_host_k
     """
     from harness.remote import run_remote_campaign
 
-    with _host(host, port, user, key, vagrant, known_hosts, accept_new_host_key) as rh:
+    with _host(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key) as rh:
         done = run_remote_campaign(spec, rh, remote_dir=remote_dir, output=output, remote_ani=remote_ani,
                                    on_line=functools.partial(click.echo, err=False))
     click.echo(f"copied {done.files} files from {rh.host}:{done.remote_dir}/campaign to {done.local_dir}"
@@ -75,11 +84,11 @@ def run_cmd(spec, host, port, user, key, vagrant, known_hosts, accept_new_host_k
 @remote.command("doctor")
 @_connection_options
 @click.option("--sudo", is_flag=True, help="Run it with `sudo -n`, as campaigns with the emulation twin are.")
-def doctor_cmd(host, port, user, key, vagrant, known_hosts, accept_new_host_key, remote_ani, sudo):
+def doctor_cmd(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key, remote_ani, sudo):
     """Run `ani doctor` on the remote host; exit with its status."""
     from harness.remote import remote_doctor
 
-    with _host(host, port, user, key, vagrant, known_hosts, accept_new_host_key) as rh:
+    with _host(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key) as rh:
         rc, text = remote_doctor(rh, remote_ani=remote_ani, sudo=sudo)
     click.echo(text.rstrip("\n"))
     if rc != 0:

@@ -17,7 +17,8 @@ Commands
 Finding ani on the remote
     ``remote_ani`` (``--remote-ani``) defaults to ``ani``: the first of ``ani`` on the remote
     ``PATH``, ``~/ani/.venv/bin/ani`` (a checkout in the home directory after ``make setup``)
-    and ``/vagrant/.venv/bin/ani`` (the Vagrant VM) that runs. Any other value is used as
+    ``/vagrant/.venv/bin/ani`` (the Vagrant VM) and ``/opt/ani/.venv/bin/ani`` (the image
+    ``ani vm build`` makes) that runs. Any other value is used as
     given (``~/`` is expanded to the remote home). The remote command's working directory is
     the checkout that holds its ``.venv`` (or the home directory), so relative paths in a spec
     (``topologies/…``, ``incidents:``) mean the same files as in a local checkout.
@@ -43,7 +44,7 @@ from harness.errors import RemoteError
 _HOST = re.compile(r"^(?!-)[A-Za-z0-9._:%\[\]-]{1,253}$")
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}\$?$")
 DEFAULT_ANI = "ani"
-FALLBACK_ANIS = ("~/ani/.venv/bin/ani", "/vagrant/.venv/bin/ani")
+FALLBACK_ANIS = ("~/ani/.venv/bin/ani", "/vagrant/.venv/bin/ani", "/opt/ani/.venv/bin/ani")
 
 
 # ---------------------------------------------------------------------------------- validation

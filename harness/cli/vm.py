@@ -1,0 +1,90 @@
+"""``ani vm``: build the Debian VM image, boot it, reach it, stop it (and make a Vagrant box of it)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import click
+
+NAME = click.option("-n", "--name", default="default", show_default=True, help="Which VM (several can run at once).")
+
+
+def _emit(line: str) -> None:
+    click.echo(line, err=True)
+
+
+@click.group("vm")
+def vm() -> None:
+    """A real Debian VM (qemu; KVM where it can run the guest, else software emulation) in which
+    the emulation twin has the kernel datapath and netem."""
+
+
+@vm.command("build")
+@click.option("--mirror", metavar="URL", help="Debian mirror (default: the one this machine's apt uses).")
+@click.option("--force", is_flag=True, help="Rebuild even if the image for these inputs is cached.")
+def build_cmd(mirror, force):
+    """Build the image from Debian packages (cached; rebuilt only when its inputs change)."""
+    from harness.vm import image
+
+    img = image.build(image.recipe(mirror), force=force, emit=_emit)
+    click.echo(img.dir)
+
+
+@vm.command("up")
+@NAME
+@click.option("--accel", type=click.Choice(["auto", "kvm", "tcg"]), default="auto", show_default=True,
+              help="KVM, software emulation (tcg), or KVM when this host can run the guest with it.")
+@click.option("--cpus", type=click.IntRange(1, 64), default=2, show_default=True)
+@click.option("--memory", type=click.IntRange(512, 262144), default=4096, show_default=True, help="MiB.")
+def up_cmd(name, accel, cpus, memory):
+    """Boot the VM (building the image first if needed) and copy this checkout into it."""
+    from harness.vm import machine
+
+    v = machine.up(name, accel=accel, cpus=cpus, memory_mib=memory, emit=_emit)
+    click.echo(f"{v.name}: running, {v.accel}, ssh root@127.0.0.1 -p {v.port} (or `ani vm ssh" + ("" if v.name == "default" else f" -n {v.name}") + "`)")
+
+
+@vm.command("status")
+@NAME
+def status_cmd(name):
+    """Is the VM running, how and where."""
+    from harness.errors import RemoteError
+    from harness.vm import machine
+
+    v = machine.load(name)
+    if v is None:
+        click.echo(f"{name}: not running")
+        raise SystemExit(3)
+    if not v.alive():
+        click.echo(f"{name}: stopped (qemu pid {v.pid} gone); `ani vm down -n {name}` removes what is left")
+        raise SystemExit(3)
+    try:
+        with v.host() as h:
+            ssh = "answers" if h.run(["true"], timeout=20).rc == 0 else "fails"
+    except RemoteError as exc:
+        ssh = f"not answering ({exc})"
+    up_for = time.time() - v.started
+    click.echo(f"{name}: running for {up_for:.0f} s, qemu pid {v.pid}, {v.accel} ({v.accel_note}), "
+               f"{v.cpus} CPUs, {v.memory_mib} MiB, image {v.image}, SSH 127.0.0.1:{v.port} {ssh}")
+
+
+@vm.command("ssh", context_settings={"ignore_unknown_options": True})
+@NAME
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def ssh_cmd(name, command):
+    """Open a root shell in the VM, or run COMMAND there (`ani vm ssh -- CMD ARGS…`)."""
+    from harness.vm import machine
+
+    v = machine.running(name)
+    argv = v.ssh_argv(list(command))
+    os.execvp(argv[0], argv)
+
+
+@vm.command("down")
+@NAME
+def down_cmd(name):
+    """Stop the VM and remove its overlay disk and record."""
+    from harness.vm import machine
+
+    click.echo(f"{name}: stopped and removed" if machine.down(name) else f"{name}: was not running")
