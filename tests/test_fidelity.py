@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from harness.campaign.fidelity import compare, summarise
+from harness.campaign.fidelity import _cascade_reasons, compare, summarise
 from harness.twin.emulation.twin import baseline_health
 from harness.twin.kpi import KPIRow, ScenarioResult
 
@@ -12,6 +12,25 @@ def result(twin, base_loss, fail, *, meta=None, not_modelled=()):
             "failure": KPIRow(scenario_id="s", twin=twin, phase="failure", **fail)}
     return ScenarioResult(scenario_id="s", twin=twin, rows=rows, timeline=[], mitigation={},
                           modelled=[], not_modelled=list(not_modelled), meta=meta or {})
+
+
+def test_cascades_are_compared_on_both_twins():
+    base = {"loss_pct": 10.0, "impacted_node_names": ["C"]}
+    flow = result("flow", 0.0, {**base, "cascade_depth": 2},
+                  meta={"induced_links": [["A-B"], ["B-C"]], "induced_routers": [[], []]})
+    same = result("emulation", 0.0, {**base, "cascade_depth": 2},
+                  meta={"induced_links": [["A-B"], ["B-C"]], "induced_routers": [[], []]})
+    row = compare(flow, same)
+    assert row["cascade_agree"] is True and row["disagree"] == []
+    assert _cascade_reasons(flow, same) == ["cascade of depth 2 on both twins, failing the same elements (A-B, B-C)"]
+    short = result("emulation", 0.0, {**base, "cascade_depth": 1},
+                   meta={"induced_links": [["A-B"]], "induced_routers": [["C"]], "cascade": {"max_rounds": 1}})
+    row = compare(flow, short)
+    assert row["cascade_agree"] is False and row["disagree"] == ["cascade_depth"]
+    assert row["reasons"] == ["cascade depth 2 on the flow twin, 1 on the emulation; induced failures: flow A-B, "
+                              "B-C; emulation A-B, C", "the emulation stops after 1 cascade rounds"]
+    none = compare(result("flow", 0.0, {**base, "cascade_depth": 0}), result("emulation", 0.0, {**base, "cascade_depth": 0}))
+    assert none["cascade_agree"] is True and none["reasons"] == []
 
 
 def test_baseline_health_by_traffic_and_probe_loss():
@@ -34,8 +53,9 @@ def test_compare_figures_and_reasons():
     assert row["loss_pct_relerr"] == 0.25 and round(row["max_link_util_relerr"], 4) == 0.0385
     assert row["reroute_diff_ms"] == 15.0 and row["impacted_jaccard"] == 0.5
     assert row["disagree"] == ["impacted", "loss_pct", "reroute_time"]
-    assert row["reasons"] == ["cascade of depth 2 on the flow twin; the emulation injects no induced failures",
+    assert row["reasons"] == ["cascade of depth 2 on the flow twin; the emulation did not check for cascades",
                               "injection not fully sent: event 0 ddos_spike: 9 sources, 4 senders used"]
+    assert row["cascade_depth_flow"] == 2 and row["cascade_depth_emulation"] is None and row["cascade_agree"] is None
     # small losses are compared against a 1 % floor: 0.1 vs 0.2 % is 0.1 apart, no disagreement
     calm = compare(result("flow", 0.0, {"loss_pct": 0.1}), result("emulation", 0.0, {"loss_pct": 0.2}))
     assert calm["loss_pct_relerr"] == 0.1 and calm["disagree"] == [] and calm["reasons"] == []

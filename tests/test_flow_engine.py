@@ -159,17 +159,25 @@ def test_cascade_has_depth_two():
     assert out.cascade_rounds == 0 and out.delivered_fraction[0] == pytest.approx(0.5)
 
 
-def test_alpha_tolerance_spares_loaded_links():
-    # one link carries 90% in the baseline and 120% after a failure: fails with alpha=0.2,
-    # survives with alpha=0.5 (tolerance 135%)
+def test_alpha_decides_whether_a_cut_cascades():
+    # S->T is split over S-A-T and S-B-T (30 each); S-A and A-T carry 40 (40 % of S-A) in the
+    # baseline and 70 after B-T fails, and router A receives 40, then 70. Motter-Lai
+    # tolerance (1 + alpha) x 40 is 60 with alpha=0.5: S-A, A-T and A trip and every demand
+    # is lost (S is cut off); with alpha=1 it is 80 and nothing trips. No physical capacity
+    # is reached either way (S-A: 70 of 100).
     G = graph([("S", "A", 1, 100), ("A", "T", 1, 1000), ("S", "B", 1, 1000), ("B", "T", 1, 1000),
                ("S", "X", 5, 1000), ("X", "A", 5, 1000)])
-    demands = [Demand("S", "T", 60, "st"), Demand("S", "A", 60, "sa")]
-    for alpha, rounds in ((0.2, 1), (0.5, 0)):
-        eng = build(G, demands, EngineConfig(alpha=alpha, router_capacity=1e12))
-        assert eng.baseline.link("A-S")["load_mbps"] == pytest.approx(90)
-        out = eng.evaluate(NetState(failed_links=frozenset({"B-T"})))
-        assert out.cascade_rounds == rounds, alpha
+    demands = [Demand("S", "T", 60, "st"), Demand("S", "A", 10, "sa"), Demand("A", "T", 10, "at")]
+    cut = NetState(failed_links=frozenset({"B-T"}))
+    tight = build(G, demands, EngineConfig(alpha=0.5, router_capacity=1e12))
+    assert tight.baseline.link("A-S")["load_mbps"] == pytest.approx(40)
+    out = tight.evaluate(cut)
+    assert out.link("A-S")["capacity_mbps"] == 100
+    assert (out.cascade_rounds, out.induced_links, out.induced_routers) == (1, (("A-S", "A-T"),), (("A",),))
+    assert out.delivered_fraction.tolist() == [0.0, 0.0, 0.0]
+    loose = build(G, demands, EngineConfig(alpha=1.0, router_capacity=1e12)).evaluate(cut)
+    assert (loose.cascade_rounds, loose.induced_links, loose.induced_routers) == (0, (), ())
+    assert loose.link("A-S")["load_mbps"] == pytest.approx(70) and loose.delivered_fraction.tolist() == [1.0] * 3
 
 
 # ----------------------------------------------------------------- misconfiguration
@@ -422,7 +430,9 @@ def test_cascade_reroutes_demands_diverted_by_a_misconfiguration():
     # IGP then takes A-E-D at A, and the demand is delivered although C-D was never on
     # its (looping) route.
     G = graph([("A", "B", 1), ("B", "C", 1), ("C", "D", 1, 100.0), ("A", "E", 5), ("E", "D", 5)])
-    eng = build(G, [Demand("A", "D", 10.0, "ad")], BIG)
+    # a large alpha: only C-D's physical capacity trips (not D, whose received load the surge
+    # multiplies)
+    eng = build(G, [Demand("A", "D", 10.0, "ad")], EngineConfig(router_capacity=1e12, alpha=100.0))
     wnh = {"B": (frozenset({"D"}), "A")}
     looped = eng.evaluate(NetState(wrong_next_hop=wnh))
     assert looped.routed_fraction[0] == 0.0 and looped.cascade_rounds == 0

@@ -1,8 +1,11 @@
 """Twin fidelity: how well the flow twin agrees with the emulation, scenario by scenario.
 
 For every scenario run on both twins (same mitigation), in the failure phase: whether the
-impacted-node sets agree exactly (and their Jaccard similarity), and the relative error of
-loss, maximum link utilisation and reroute time, ``|flow - emulation| / max(|emulation|, eps)``.
+impacted-node sets agree exactly (and their Jaccard similarity), the relative error of
+loss, maximum link utilisation and reroute time, ``|flow - emulation| / max(|emulation|, eps)``,
+and the cascade depth on both (both twins apply the same Motter–Lai rule,
+:mod:`harness.twin.cascade`: the flow twin to its modelled loads, the emulation to its
+measured ones).
 :func:`calibrate` fits the flow twin's reroute-time constants to the emulation's measurements.
 """
 
@@ -47,6 +50,8 @@ def compare(flow, emu, phase: str = "failure") -> dict:
         row[f"{k}_flow"], row[f"{k}_emulation"], row[f"{k}_relerr"] = fv, ev, _rel(fv, ev, EPS[k])
     fr, er = f.reroute_time_ms_mean, e.reroute_time_ms_mean
     row["reroute_diff_ms"] = None if fr is None or er is None else abs(fr - er)
+    row["cascade_depth_flow"], row["cascade_depth_emulation"] = f.cascade_depth, e.cascade_depth
+    row["cascade_agree"] = None if e.cascade_depth is None else f.cascade_depth == e.cascade_depth
     health = emu.meta.get("baseline_health") or baseline_health(emu)
     row["emulation_baseline_loss_pct"] = health["loss_pct"]
     row["healthy"] = health["healthy"]
@@ -64,6 +69,8 @@ def disagreements(row: dict) -> list[str]:
             out.append(k)
     if (row["reroute_diff_ms"] or 0.0) > REROUTE_TOLERANCE_MS:
         out.append("reroute_time")
+    if row.get("cascade_agree") is False:
+        out.append("cascade_depth")
     return out
 
 
@@ -74,14 +81,35 @@ def reasons(row: dict, flow, emu) -> list[str]:
     out = []
     if not row["healthy"]:
         out.append(f"unhealthy emulation baseline: {row['unhealthy_reason']}")
-    if flow.row("failure").cascade_depth:
-        out.append(f"cascade of depth {flow.row('failure').cascade_depth} on the flow twin; "
-                   "the emulation injects no induced failures")
+    out += _cascade_reasons(flow, emu)
     for note in emu.meta.get("senders") or []:
         out.append(f"injection not fully sent: {note}")
     if any("equal-cost multipath" in n for n in emu.not_modelled) and _has_ties(flow):
         out.append("equal-cost paths: the flow twin splits, the controller pins one path")
     return out or ["unexplained"]
+
+
+def _cascade_reasons(flow, emu) -> list[str]:
+    """The cascades compared: depth on both twins and what each failed, when either cascaded."""
+    fd, ed = flow.row("failure").cascade_depth, emu.row("failure").cascade_depth
+    if not fd and not ed:
+        return []
+    if ed is None:
+        return [f"cascade of depth {fd} on the flow twin; the emulation did not check for cascades"]
+
+    def induced(res) -> list[str]:
+        return sorted({x for key in ("induced_links", "induced_routers") for rnd in res.meta.get(key) or []
+                       for x in rnd})
+
+    fi, ei = induced(flow), induced(emu)
+    if fd == ed and fi == ei:
+        return [f"cascade of depth {fd} on both twins, failing the same elements ({', '.join(fi)})"]
+    out = [f"cascade depth {fd} on the flow twin, {ed} on the emulation; induced failures: flow "
+           f"{', '.join(fi) or 'none'}; emulation {', '.join(ei) or 'none'}"]
+    cap = (emu.meta.get("cascade") or {}).get("max_rounds")
+    if cap is not None and fd > ed == cap:
+        out.append(f"the emulation stops after {cap} cascade rounds")
+    return out
 
 
 def _has_ties(flow) -> bool:

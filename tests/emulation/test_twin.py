@@ -95,7 +95,11 @@ def ring_twin(tmp_path_factory, graph):
         pytest.skip("needs root")
     kg = build_kg(graph(RING))
     # 100 Hz probes: a failover here takes ~10-30 ms, which 25 Hz probes can miss entirely.
-    with EmulationTwin(run_dir=tmp_path_factory.mktemp("twin"), probe_interval_s=0.01) as twin:
+    # no cascade check: these tests time reroutes and measure mechanics on an even ring, where the
+    # controller pins one of two equal paths and a cut can double a pinned link's load past its
+    # Motter-Lai tolerance (cascades: tests/emulation/test_cascade.py)
+    with EmulationTwin(run_dir=tmp_path_factory.mktemp("twin"), probe_interval_s=0.01,
+                       max_cascade_rounds=0) as twin:
         yield twin, kg
 
 
@@ -119,8 +123,9 @@ def test_fiber_cut_reroutes_and_network_is_reused(ring_twin):
     assert fail.reroute_time_ms_max == pytest.approx(max(x["gap_ms"] for x in samples.values()), abs=1e-3)
     (cp,) = r.meta["control_plane"]
     assert "A-B down" in cp["reason"] and 0 <= cp["detect_ms"] < 500 and cp["compute_ms"] >= 0
-    assert fail.latency_ms_mean is not None and fail.cascade_depth is None
-    assert "cascade_depth (no induced failures are injected)" in r.not_modelled
+    assert fail.latency_ms_mean is not None
+    assert fail.cascade_depth is None and r.meta["cascade"] is None     # not checked: never faked
+    assert "cascade_depth (no cascade check: max_cascade_rounds=0)" in r.not_modelled
     assert r.meta["network"]["healthy"] is True
     assert r.timeline[0]["done"] == "link A-B down (both ends)"
     assert r.mitigation["view"]["failed_links"] == ["A-B"]

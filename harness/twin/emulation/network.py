@@ -743,6 +743,24 @@ class EmulatedNetwork:
                         out[lid] += int(expr["counter"].get("packets", 0))
         return out
 
+    def link_queue_counters(self) -> dict:
+        """What every link direction's shaper (the root qdisc of the sending port) has sent
+        and dropped so far, read now: ``{"t": epoch, "dirs": {(u, v): (bytes_sent,
+        packets_sent, packets_dropped)}}`` for the direction ``u -> v`` (one ``tc`` call).
+        What ``u -> v`` offered is what was sent plus what was dropped; what ``v`` received
+        from ``u`` is what was sent (a veth delivers every frame its peer sends)."""
+        self._require_up()
+        dev_dir = {}
+        for l in self._links.values():
+            a, b = self._link_ifaces(l["u"], l["v"])
+            dev_dir[a], dev_dir[b] = (l["u"], l["v"]), (l["v"], l["u"])
+        t = time.time()
+        out = {}
+        for q in json.loads(_run(["tc", "-s", "-j", "qdisc", "show"]) or "[]"):
+            if q.get("root") and q.get("dev") in dev_dir:
+                out[dev_dir[q["dev"]]] = (int(q.get("bytes", 0)), int(q.get("packets", 0)), int(q.get("drops", 0)))
+        return {"t": t, "dirs": out}
+
     def forwarding_entries(self, router: str) -> list[dict]:
         """The switch's routing table (table 2) as it stands, read from the switch itself
         (``ovs-ofctl dump-flows``): per entry its ``cookie`` and the rest of the line (``entry``)."""

@@ -13,7 +13,7 @@ Phases (wall clock; see :class:`EmulationTwin` for the knobs)
     (``(t - t_first) × time_scale``; default: the events' span compressed into
     ``inject_span_s``; order kept; an event whose ``duration_s`` ends before the last event
     is undone at its scaled end, as the flow twin stops counting it) → ``settle_s`` →
-    **failure** window → mitigation actions applied (planned from a
+    cascade phase (see *cascade_depth*) → **failure** window → mitigation actions applied (planned from a
     :class:`~harness.monitoring.FailureView` of what monitoring saw in the failure window,
     :mod:`.observe`) → ``settle_s`` → **mitigated** window →
     restore (background stopped).  Event semantics: :mod:`harness.twin.emulation.inject`.
@@ -61,8 +61,16 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     packets when it offered at least :data:`MIN_TRAFFIC_PACKETS` in the window (a policer
     drops full-size packets more than small probes), else its probe loss.  The latency SLA
     is not checked: no propagation delay is emulated without netem.
-    cascade_depth: None (the emulation injects no induced failures: an overloaded router
-    drops the excess at its meter and keeps forwarding, where the flow twin fails it).
+    cascade_depth: rounds of the cascade phase that induced failures (0: none). Between the
+    events' settle and the failure window, every ``cascade_window_s`` the shared Motter–Lai
+    rule (:mod:`harness.twin.cascade`) is applied to the loads *measured* on the live
+    network against those of the baseline window (:mod:`.cascade`: a link's offered rate
+    from its shapers' counters, a router's received rate), and what trips is taken down (a
+    link: both ends; a router: every port); then the network settles and is measured again,
+    for at most ``max_cascade_rounds`` rounds. The phase's length is reserved in the
+    schedule. The failure window is the network after the cascade, as on the flow twin.
+    ``meta["cascade"]`` has each round's trips and the loads that tripped them. The
+    mitigated phase's is ``None`` (no cascade check after the mitigation).
 
 Per-event KPIs: every timeline record (an event injected, or ended because its duration is
 over) gets the same KPIs over its own window, from the record to the next one (the last:
@@ -88,9 +96,11 @@ from harness.monitoring import BASELINE_LOSS_PCT
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Scenario
 from harness.topology import link_id
+from harness.twin.cascade import DEFAULT_ALPHA, CascadeRule
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
 from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
+from harness.twin.emulation.cascade import direction_rates, element_loads, floor_mbps, round_trips
 from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, carried_traffic, wait_until
 from harness.twin.emulation.measure import latency_stats, port_utilisation, traffic_loss
 from harness.twin.emulation.network import DEFAULT_BW_SCALE, EmulatedNetwork
@@ -111,6 +121,12 @@ FAST_PROBE_LEAD_S = 0.3
 #: At most this many watched pairs get fast probes (16 x 200 Hz = 3,200 echo requests a
 #: second, within the userspace datapath's budget beside the background traffic), natively.
 MAX_FAST_PAIRS = profile.NATIVE.max_fast_pairs
+#: Cascade rounds the emulation runs at most: each costs a settle and a measurement window,
+#: reserved in every run's schedule (a bound on run time; the flow twin goes on to a fixed point).
+MAX_CASCADE_ROUNDS = 2
+#: Length (s) of a cascade round's measurement window: the link shapers' counters are read
+#: directly, so one second holds hundreds of frames on a loaded emulated link.
+CASCADE_WINDOW_S = 1.0
 #: Monitored pairs when the KG has more flows than this: a deterministic sample (natively).
 DEFAULT_MAX_PAIRS = profile.NATIVE.max_pairs
 #: Background packets a flow must have offered in a window for its loss to be judged on them
@@ -174,6 +190,10 @@ class EmulationTwin:
     flood_max_pps : per-sender packet rate above which a UDP flood uses iperf3 (a SYN
         flood is capped there).
     background : replay the KG's traffic matrix as background traffic (default True).
+    alpha : the Motter–Lai tolerance of the cascade rule (:mod:`harness.twin.cascade`; the
+        flow twin's default, and both must use the same value to be compared).
+    max_cascade_rounds : at most this many cascade rounds (0: no cascade check).
+    cascade_window_s : measurement window of a cascade round.
     background_max_pps, background_max_hop_pps : background budgets in packets sent per
         second and in switch traversals per second; above either the matrix is scaled down
         uniformly (and ``meta["background"]["budget_scale"]`` says by how much).
@@ -188,7 +208,8 @@ class EmulationTwin:
                  max_senders: int = 4, flood_max_pps: float = 10_000.0, datapath: str = "auto",
                  health_timeout: float = 1.0, background: bool = True,
                  background_max_pps: float = DEFAULT_BG_MAX_PPS,
-                 background_max_hop_pps: float = DEFAULT_BG_MAX_HOP_PPS):
+                 background_max_hop_pps: float = DEFAULT_BG_MAX_HOP_PPS, alpha: float = DEFAULT_ALPHA,
+                 max_cascade_rounds: int = MAX_CASCADE_ROUNDS, cascade_window_s: float = CASCADE_WINDOW_S):
         self.profile = profile.detect()
         probe_interval_s = self.profile.probe_interval_s if probe_interval_s is None else probe_interval_s
         max_pairs = self.profile.max_pairs if max_pairs is None else max_pairs
@@ -203,7 +224,9 @@ class EmulationTwin:
                              ("max_pairs", max_pairs, max_pairs >= 1), ("max_senders", max_senders, max_senders >= 1),
                              ("flood_max_pps", flood_max_pps, flood_max_pps > 0),
                              ("background_max_pps", background_max_pps, background_max_pps > 0),
-                             ("background_max_hop_pps", background_max_hop_pps, background_max_hop_pps > 0)):
+                             ("background_max_hop_pps", background_max_hop_pps, background_max_hop_pps > 0),
+                             ("max_cascade_rounds", max_cascade_rounds, max_cascade_rounds >= 0),
+                             ("cascade_window_s", cascade_window_s, cascade_window_s >= 0.2)):
             if not ok:
                 raise ConfigError(f"EmulationTwin: {key}={val!r} is out of range")
         event_types.require_effects("emulation", SUPPORTED_EFFECTS)
@@ -224,6 +247,9 @@ class EmulationTwin:
         self.background = bool(background)
         self.background_max_pps = float(background_max_pps)
         self.background_max_hop_pps = float(background_max_hop_pps)
+        self.cascade_rule = CascadeRule(alpha=alpha, min_mbps=floor_mbps(cascade_window_s),
+                                        max_rounds=int(max_cascade_rounds))   # ConfigError on a bad alpha
+        self.cascade_window_s = float(cascade_window_s)
         self.net: EmulatedNetwork | None = None
         self._kg: KnowledgeGraph | None = None
         self._tmp: Path | None = None
@@ -404,7 +430,8 @@ class EmulationTwin:
             t_b1 = t_b0 + self.window_s
             t_inj = t_b1 + (FAST_PROBE_LEAD_S if fast is not None else 0.0)
             at = {i: t_inj + (e.timestamp - t_first) * scale for i, e in events}
-            t_f0 = t_inj + span + self.settle_s
+            t_c0 = t_inj + span + self.settle_s     # the cascade phase: rounds of check, trip, settle
+            t_f0 = t_c0 + self._cascade_budget()
             t_f1 = t_f0 + self.window_s
             t_m0 = t_f1 + self.settle_s if mitigation else t_f1
             t_end = t_m0 + self.window_s if mitigation else t_f1
@@ -414,8 +441,10 @@ class EmulationTwin:
                 inj.schedule(i, at[i], undo_at.get(i, t_end + 0.2))
             wait_until(t_b0)
             snaps["b0"] = self._ports(net)
+            queues = {"b0": net.link_queue_counters()}
             wait_until(t_b1)
             snaps["b1"] = self._ports(net)
+            queues["b1"] = net.link_queue_counters()
             if fast is not None:
                 fast.start()
             for step in schedule(events, at, undo_at):   # the one executor of the schedule
@@ -441,9 +470,13 @@ class EmulationTwin:
             if time.time() > t_f0:   # injection overran its plan: shift the later windows
                 shift = time.time() - t_f0
                 t_f0, t_f1, t_m0, t_end = (x + shift for x in (t_f0, t_f1, t_m0, t_end))
-            if fast is not None:
-                wait_until(t_f0 - FAST_PROBE_LEAD_S)
+            if fast is not None:   # before the cascade phase: its load is no part of a cascade round
+                wait_until((t_c0 if self.cascade_rule.max_rounds else t_f0) - FAST_PROBE_LEAD_S)
                 fast.stop()
+            cascade = self._cascade(net, kg, queues, t_c0) if self.cascade_rule.max_rounds else None
+            if time.time() > t_f0:   # the cascade overran its reserve: shift the later windows
+                shift = time.time() - t_f0
+                t_f0, t_f1, t_m0, t_end = (x + shift for x in (t_f0, t_f1, t_m0, t_end))
             wait_until(t_f0)
             snaps["f0"] = self._ports(net)
             counters = {"f0": self._counters(net)} if mitigation else {}
@@ -519,9 +552,11 @@ class EmulationTwin:
         # Reroute time counts only pairs the controller actually rerouted (a gap on a pair
         # whose path never changed is congestion or policing loss, not a reroute).
         injected = [inj.effects[rec["index"]] for rec in timeline if not rec.get("ended")]
+        induced_links = {l for rnd in (cascade or {}).get("rounds", []) for l in rnd["links"]}
+        induced_routers = {r for rnd in (cascade or {}).get("rounds", []) for r in rnd["routers"]}
         rerouted_f = rerouted_pairs(before=paths0, after=paths_f,
-                                    failed_links=set().union(*(x.links_down for x in injected)),
-                                    failed_routers=set().union(*(x.routers_down for x in injected)))
+                                    failed_links=set().union(induced_links, *(x.links_down for x in injected)),
+                                    failed_routers=set().union(induced_routers, *(x.routers_down for x in injected)))
         rerouted_m = rerouted_pairs(paths_f, paths_m) if mitigation else set()
         reroute_samples = reroute_record(timed, pairs, rerouted_f, paths_f, t_first_inj, t_f1,
                                          set(fast.results) if fast is not None else set())
@@ -532,9 +567,13 @@ class EmulationTwin:
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_b1, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net.nominal_rate_mbps(l) for l in kg.links}, set()),
             traffic, rerouted=set(), timed=timed)
-        down = set(routers_down(timeline, inj.effects))
+        down = set(routers_down(timeline, inj.effects)) | induced_routers
+        depth = None if cascade is None else len(cascade["rounds"])
         rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
-                                                           t_first_inj, down, util_f, traffic, rerouted_f, timed)
+                                                           t_first_inj, down, util_f, traffic, rerouted_f, timed,
+                                                           cascade_depth=depth)
+        if depth is not None:
+            rows["baseline"] = rows["baseline"].model_copy(update={"cascade_depth": 0})
         if mitigation:
             util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
             rows["mitigated"], probe_loss["mitigated"] = self._row(
@@ -592,7 +631,9 @@ class EmulationTwin:
                             f"{bg_info['target_mbps']:.4g} Mbit/s offered (demand x {bw:g}{scaled}, less the "
                             f"probes' own traffic), "
                             f"{bg_info.get('achieved_mbps', 0.0):.4g} Mbit/s sent, one paced sender per source")
-        not_modelled = ["cascade_depth (no induced failures are injected)",
+        not_modelled = [*(["cascade_depth (no cascade check: max_cascade_rounds=0)"] if cascade is None else
+                          [f"cascades deeper than {self.cascade_rule.max_rounds} rounds",
+                           "cascades after the mitigation (the mitigated phase's cascade_depth is not measured)"]),
                         *([] if self.background else
                           ["traffic-weighted loss (loss_pct is probe loss over monitored pairs)",
                            "the KG's baseline demand as background traffic (only probes, surges and attacks "
@@ -649,9 +690,65 @@ class EmulationTwin:
                          "cpus": cpus, "loaded": loaded,
                          "note": "heavy load inflates RTT" if loaded else "not loaded"},
             "fidelity": fid,
+            # the cascade phase: the rule, each round's trips and the loads that tripped them
+            "cascade": cascade,
+            "induced_links": [list(r["links"]) for r in (cascade or {}).get("rounds", [])],
+            "induced_routers": [list(r["routers"]) for r in (cascade or {}).get("rounds", [])],
         }
         return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
                               mitigation=mitigation_info, modelled=modelled, not_modelled=not_modelled, meta=meta)
+
+    # ------------------------------------------------------------------ cascades
+    def _cascade_budget(self) -> float:
+        """Seconds the schedule reserves for the cascade phase: a first check, then per round
+        the induced failures' settle and the next check (plus 0.1 s of slack each)."""
+        rounds = self.cascade_rule.max_rounds
+        if not rounds:
+            return 0.0
+        return self.cascade_window_s + 0.1 + rounds * (self.settle_s + self.cascade_window_s + 0.1)
+
+    def _cascade(self, net: EmulatedNetwork, kg: KnowledgeGraph, queues: dict, t_c0: float) -> dict:
+        """The cascade phase (after the events settled, before the failure window): measure
+        every link's and router's load over ``cascade_window_s``, apply the shared rule
+        against the baseline window's loads (``queues["b0"]``..``["b1"]``), take what trips
+        down on the live network (a link: both ends; a router: every port), settle, and
+        measure again, until a round trips nothing or ``max_cascade_rounds`` rounds tripped
+        something. Returns the rule's parameters and every round (plain data)."""
+        rule = self.cascade_rule
+        baseline = element_loads(direction_rates(queues["b0"], queues["b1"]))
+        rounds: list[dict] = []
+        checks = 0
+        wait_until(t_c0)
+        q0 = net.link_queue_counters()
+        while True:
+            wait_until(q0["t"] + self.cascade_window_s)
+            q1 = net.link_queue_counters()
+            checks += 1
+            now = element_loads(direction_rates(q0, q1))
+            meters = net.client.meters() if net.router_capacity else {}
+            capacity = ({l: net.rate_mbps(l) for l in kg.links},
+                        {r: float(m["capacity_mbps"]) for r, m in meters.items() if m.get("capacity_mbps")})
+            trips = round_trips(rule, baseline, now, capacity, net.failed_links(), set(net.down_routers))
+            if not (trips["links"] or trips["routers"]) or len(rounds) >= rule.max_rounds:
+                break
+            t = time.time()
+            for l in trips["links"]:
+                u, v = kg.link_ends(l)
+                net.set_link(u, v, up=False)
+            for r in trips["routers"]:
+                net.set_router(r, up=False)
+            rounds.append({"round": len(rounds) + 1, "links": trips["links"], "routers": trips["routers"],
+                           "injected_at": t,
+                           # what tripped them: load, baseline load and capacity (Mbit/s, emulated)
+                           "loads": {**{l: [round(now[0][l], 6), round(baseline[0].get(l, 0.0), 6),
+                                            round(capacity[0][l], 6)] for l in trips["links"]},
+                                     **{r: [round(now[1][r], 6), round(baseline[1].get(r, 0.0), 6),
+                                            capacity[1].get(r)] for r in trips["routers"]}}})
+            wait_until(t + self.settle_s)
+            q0 = net.link_queue_counters()
+        return {**rule.record(), "window_s": self.cascade_window_s, "checks": checks, "rounds": rounds,
+                "stopped": "no element over its tolerance" if not (trips["links"] or trips["routers"])
+                           else f"max_cascade_rounds={rule.max_rounds} reached ({trips} still over)"}
 
     # ------------------------------------------------------------------ helpers
     @staticmethod
@@ -723,7 +820,8 @@ class EmulationTwin:
         return info
 
     def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util,
-             traffic=None, rerouted: set | None = None, timed: dict | None = None) -> tuple[KPIRow, float | None]:
+             traffic=None, rerouted: set | None = None, timed: dict | None = None,
+             cascade_depth: int | None = None) -> tuple[KPIRow, float | None]:
         """The KPI row of window ``[a, b)`` and the window's probe loss (%).
 
         ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
@@ -780,7 +878,7 @@ class EmulationTwin:
             max_link_util=round(max(live.values()), 6) if live else None,
             congested_links=len(congested), congested_link_names=congested,
             impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
-            unreachable_pairs=unreachable, cascade_depth=None), probe_loss
+            unreachable_pairs=unreachable, cascade_depth=cascade_depth), probe_loss
 
 
 class Step(NamedTuple):

@@ -70,15 +70,16 @@ Latency
     For a demand only partly routed (a blackhole or loop on some ECMP branches) the
     mean is over the routed part. ``NaN`` for demands with no route at all.
 Cascades (Motter–Lai)
-    Tolerance of an element = ``max((1 + alpha) * baseline_load,
-    cascade_floor * current_capacity)``; with the default ``cascade_floor=1.0`` an
-    element never trips while it is within its capacity. After the injected events,
-    every live element whose load exceeds its tolerance fails (a router's load here is its
-    transit and delivered traffic, not what its own hosts send: their excess is dropped at
-    its ingress, so a surge never fails its own source); routing and loads are
-    recomputed; this repeats until no new element fails (or ``max_cascade_rounds``).
-    ``cascade_rounds`` counts rounds that induced failures. Link load here is the max of
-    the two directions; an induced router failure takes all its links down. Loads include
+    The tripping rule of :mod:`harness.twin.cascade`, shared with the emulation: an
+    element trips when its load exceeds ``min((1 + alpha) * baseline_load, capacity)``
+    (never below its baseline load; ``alpha = EngineConfig.alpha``; the capacity is the current one, after degradation).
+    A link's load is its busier direction; a router's is what it receives from its
+    neighbours, transit and delivered traffic (not what its own hosts send: their excess is
+    dropped at its ingress, so a surge never fails its own source), against the same
+    measure in the baseline. After the injected events, every live element that trips
+    fails; routing and loads are recomputed; this repeats until no new element fails (or
+    ``max_cascade_rounds``). ``cascade_rounds`` counts rounds that induced failures; an
+    induced router failure takes all its links down. Loads are offered loads and include
     surge/attack demands (after rate limits). Loss and latency are those of the fixed
     point, i.e. of the network after the cascade.
 Rate limiting
@@ -141,6 +142,7 @@ import scipy.sparse as sp
 
 from harness.errors import ConfigError, TopologyError
 from harness.topology.load import link_id
+from harness.twin.cascade import CascadeRule
 from harness.twin.flow import routing
 from harness.twin.flow.records import Demand, EngineConfig, NetState, Outcome
 from harness.twin.flow.routing import Routing, _Routes, _replay, _rows_crossing, _rows_differ
@@ -241,7 +243,8 @@ class FlowEngine(Routing):
         loads = self._F0.T @ self._rate
         self._base_link_load = np.maximum(loads[0 : 2 * m : 2], loads[1 : 2 * m : 2])
         self._base_router_load = loads[2 * m :]
-        self._base_router_transit = self._base_router_load - np.bincount(self._src, weights=self._rate, minlength=n)
+        # what each router receives from its neighbours (transit + delivered): the cascade's router load
+        self._base_router_received = self._base_router_load - np.bincount(self._src, weights=self._rate, minlength=n)
         self.baseline = self.evaluate(empty)
 
     # ----------------------------------------------------------------- helpers
@@ -400,6 +403,7 @@ class FlowEngine(Routing):
         link_alive, router_failed, cap_link, cap_router = el.link_alive, el.router_failed, el.cap_link, el.cap_router
         w_link, avoid_idx = el.w_link, el.avoid_idx
         ids, nb, src, dst, admitted = dm.ids, dm.nb, dm.src, dm.dst, dm.admitted
+        rule = CascadeRule(alpha=cfg.alpha)
         induced_links: list[tuple[str, ...]] = []
         induced_routers: list[tuple[str, ...]] = []
         t_route = 0.0
@@ -453,13 +457,11 @@ class FlowEngine(Routing):
             link_load = np.maximum(arc_load[0::2], arc_load[1::2])
             if not (cfg.cascade and rounds < cfg.max_cascade_rounds):
                 break
-            tol_link = np.maximum((1 + cfg.alpha) * self._base_link_load, cfg.cascade_floor * cap_link)
-            tol_router = np.maximum((1 + cfg.alpha) * self._base_router_transit, cfg.cascade_floor * cap_router)
             # a router trips on what its neighbours send it (transit and delivered traffic);
             # its own hosts' excess is dropped at its ingress and does not fail it
-            transit = router_load - np.bincount(src, weights=admitted, minlength=len(self.router_ids))
-            new_l = np.flatnonzero(link_alive & (link_load > tol_link + 1e-9))
-            new_r = np.flatnonzero(~router_failed & (transit > tol_router + 1e-9))
+            received = router_load - np.bincount(src, weights=admitted, minlength=len(self.router_ids))
+            new_l = np.flatnonzero(link_alive & rule.over(self._base_link_load, link_load, cap_link))
+            new_r = np.flatnonzero(~router_failed & rule.over(self._base_router_received, received, cap_router))
             if new_l.size == 0 and new_r.size == 0:
                 break
             rounds += 1

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from harness.errors import ConfigError
+from harness.twin.cascade import DEFAULT_ALPHA, DEFAULT_MAX_ROUNDS
 
 
 @dataclass(frozen=True)
@@ -50,9 +51,10 @@ class EngineConfig:
     ``ecmp``                 split equally over equal-cost next hops (else lowest router index)
     ``ecmp_tolerance``       two path costs within this (weight units) are equal (1e-6)
     ``cascade``              run Motter–Lai overload cascades (True)
-    ``alpha``                Motter–Lai tolerance parameter (0.5)
-    ``cascade_floor``        tolerance is never below this x current capacity (1.0)
-    ``max_cascade_rounds``   stop a cascade after this many rounds (50)
+    ``alpha``                Motter–Lai tolerance parameter
+                             (:data:`harness.twin.cascade.DEFAULT_ALPHA`, sourced there)
+    ``max_cascade_rounds``   stop a cascade after this many rounds
+                             (:data:`harness.twin.cascade.DEFAULT_MAX_ROUNDS`)
     ``packet_bytes``         mean packet size of the M/M/1 queue (1000 B)
     ``queue_cap_ms``         queueing delay cap, also the delay of a saturated link (50 ms)
     ``router_capacity``      forwarding capacity: one number, ``{router: mbps}`` (others get
@@ -65,9 +67,8 @@ class EngineConfig:
     ecmp: bool = True
     ecmp_tolerance: float = 1e-6  # in weight units
     cascade: bool = True
-    alpha: float = 0.5
-    cascade_floor: float = 1.0
-    max_cascade_rounds: int = 50
+    alpha: float = DEFAULT_ALPHA
+    max_cascade_rounds: int = DEFAULT_MAX_ROUNDS
     packet_bytes: float = 1000.0
     queue_cap_ms: float = 50.0
     router_capacity: float | Mapping[str, float] | None = None
@@ -77,8 +78,8 @@ class EngineConfig:
     def __post_init__(self):
         if self.weight not in ("delay", "hops"):
             raise ConfigError(f"EngineConfig.weight must be 'delay' or 'hops', not {self.weight!r}")
-        if self.alpha < 0 or self.cascade_floor < 0:
-            raise ConfigError("EngineConfig.alpha and cascade_floor must be >= 0")
+        if not self.alpha >= 0:
+            raise ConfigError(f"EngineConfig.alpha must be >= 0, not {self.alpha!r}")
         if self.packet_bytes <= 0 or self.queue_cap_ms <= 0 or self.ecmp_tolerance < 0:
             raise ConfigError("EngineConfig.packet_bytes and queue_cap_ms must be > 0, ecmp_tolerance >= 0")
 

@@ -12,9 +12,9 @@ latency mean and p95 over reachable flows; loss = lost / offered traffic (%);
 destination; more than half) are unreachable or break their service's SLA (latency or loss
 bound) — see :func:`harness.twin.kpi.impacted_routers`; ``unreachable_pairs`` = flows with
 no route. Router forwarding capacities come from the knowledge graph's CPU resources.
-Cascades use a floor of 1.5 × capacity (:data:`CASCADE_FLOOR`): an element trips only when
-its offered load exceeds both (1 + alpha) × its baseline load and 150 % of its capacity, as
-sustained heavy overload trips protection; lighter overload only drops traffic.
+Cascades: the Motter–Lai rule of :mod:`harness.twin.cascade` (the emulation applies the same
+rule to its measured loads): an element trips when its load exceeds
+``min((1 + alpha) × its baseline load, its capacity)``, never below its baseline load.
 Reroute time per affected flow (a flow whose route changed and is still reachable) =
 detection + controller computation + installation per switch on its new route, with
 :class:`RerouteModel` constants measured on the emulation: the shipped ones are
@@ -103,14 +103,11 @@ class RerouteModel:
         return cls.from_file(CALIBRATION_FILE)
 
 
-CASCADE_FLOOR = 1.5
-
-
 @dataclass
 class FlowTwin:
     """The fast twin. ``with FlowTwin() as twin: twin.run(kg, scenario, "auto")``."""
 
-    config: EngineConfig = field(default_factory=lambda: EngineConfig(cascade_floor=CASCADE_FLOOR))
+    config: EngineConfig = field(default_factory=EngineConfig)
     reroute: RerouteModel = field(default_factory=RerouteModel.shipped)
     name: str = "flow"
     _engines: dict = field(default_factory=dict, repr=False)
