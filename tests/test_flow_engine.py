@@ -15,6 +15,8 @@ from harness.twin.flow.engine import Demand, EngineConfig, NetState, build
 
 
 BIG = EngineConfig(router_capacity=1e12)  # keep router overload out of link tests
+#: link cascades are opt-in (routers trip by default): the link-cascade tests turn them on
+LINKS = EngineConfig(router_capacity=1e12, cascade_links=True)
 
 
 def graph(edges, cap=1000.0):
@@ -146,7 +148,7 @@ def cascade_graph():
 
 
 def test_cascade_has_depth_two():
-    eng = build(cascade_graph(), [Demand("S", "T", 100, "f")], BIG)
+    eng = build(cascade_graph(), [Demand("S", "T", 100, "f")], LINKS)
     out = eng.evaluate(NetState(failed_links=frozenset({"A-S"})))
     assert out.cascade_rounds == 2
     assert out.induced_links == (("B-S",), ("C-S",))
@@ -169,15 +171,32 @@ def test_alpha_decides_whether_a_cut_cascades():
                ("S", "X", 5, 1000), ("X", "A", 5, 1000)])
     demands = [Demand("S", "T", 60, "st"), Demand("S", "A", 10, "sa"), Demand("A", "T", 10, "at")]
     cut = NetState(failed_links=frozenset({"B-T"}))
-    tight = build(G, demands, EngineConfig(alpha=0.5, router_capacity=1e12))
+    tight = build(G, demands, EngineConfig(alpha=0.5, router_capacity=1e12, cascade_links=True))
     assert tight.baseline.link("A-S")["load_mbps"] == pytest.approx(40)
     out = tight.evaluate(cut)
     assert out.link("A-S")["capacity_mbps"] == 100
     assert (out.cascade_rounds, out.induced_links, out.induced_routers) == (1, (("A-S", "A-T"),), (("A",),))
     assert out.delivered_fraction.tolist() == [0.0, 0.0, 0.0]
-    loose = build(G, demands, EngineConfig(alpha=1.0, router_capacity=1e12)).evaluate(cut)
+    loose = build(G, demands, EngineConfig(alpha=1.0, router_capacity=1e12, cascade_links=True)).evaluate(cut)
     assert (loose.cascade_rounds, loose.induced_links, loose.induced_routers) == (0, (), ())
     assert loose.link("A-S")["load_mbps"] == pytest.approx(70) and loose.delivered_fraction.tolist() == [1.0] * 3
+
+
+def test_links_do_not_fail_from_load_by_default_routers_do():
+    # The same cut as above with the default rule (routers only): S-A and A-T carry 70
+    # (over their tolerance 60 at alpha=0.5) but stay up, congested, and router A, which
+    # receives 70 against a tolerance of 60, fails with its links.
+    G = graph([("S", "A", 1, 100), ("A", "T", 1, 1000), ("S", "B", 1, 1000), ("B", "T", 1, 1000),
+               ("S", "X", 5, 1000), ("X", "A", 5, 1000)])
+    demands = [Demand("S", "T", 60, "st"), Demand("S", "A", 10, "sa"), Demand("A", "T", 10, "at")]
+    cut = NetState(failed_links=frozenset({"B-T"}))
+    out = build(G, demands, EngineConfig(alpha=0.5, router_capacity=1e12)).evaluate(cut)
+    assert (out.cascade_rounds, out.induced_links, out.induced_routers) == (1, ((),), (("A",),))
+    assert {"A-S", "A-T", "A-X"} <= out.failed_links
+    # a link pushed past its tolerance without any router past its own: congestion, no cascade
+    eng = build(cascade_graph(), [Demand("S", "T", 100, "f")], BIG)
+    out = eng.evaluate(NetState(failed_links=frozenset({"A-S"})))
+    assert out.cascade_rounds == 0 and out.delivered_fraction[0] == pytest.approx(0.5)
 
 
 # ----------------------------------------------------------------- misconfiguration
@@ -432,7 +451,8 @@ def test_cascade_reroutes_demands_diverted_by_a_misconfiguration():
     G = graph([("A", "B", 1), ("B", "C", 1), ("C", "D", 1, 100.0), ("A", "E", 5), ("E", "D", 5)])
     # a large alpha: only C-D's physical capacity trips (not D, whose received load the surge
     # multiplies)
-    eng = build(G, [Demand("A", "D", 10.0, "ad")], EngineConfig(router_capacity=1e12, alpha=100.0))
+    eng = build(G, [Demand("A", "D", 10.0, "ad")], EngineConfig(router_capacity=1e12, alpha=100.0,
+                                                                cascade_links=True))
     wnh = {"B": (frozenset({"D"}), "A")}
     looped = eng.evaluate(NetState(wrong_next_hop=wnh))
     assert looped.routed_fraction[0] == 0.0 and looped.cascade_rounds == 0

@@ -309,7 +309,7 @@ def test_cli_remote_run_and_errors(sshd, spec_file, local_reference, tmp_path):
     assert res.exit_code == 1
     assert "error: " in res.output and "--accept-new-host-key" in res.output
     res = CliRunner().invoke(cli, ["remote", "run", str(spec_file)])
-    assert res.exit_code == 1 and "--host HOST (or --vagrant)" in res.output
+    assert res.exit_code == 1 and "--host HOST (or --vagrant, or --vm)" in res.output
 
 
 def test_failing_remote_campaign_reports_its_log(sshd, tmp_path):

@@ -62,6 +62,23 @@ Offered or carried load
     passes the resolution of its counters, so stray packets neither trip an element nor
     make an idle one look loaded.
 
+Which elements (:data:`DEFAULT_LINKS`)
+    Routers, by default. Motter and Lai's model is on nodes, and in an IP network it is a
+    router that fails from load (its CPU and control plane overloaded: sessions drop, routes
+    are withdrawn), whereas a link past its tolerance stays up and queues and drops the
+    excess — that is congestion, which the twins report as loss and congested links. With
+    ``links=True`` the same rule fails links too (the edge-overload variant); on the flow
+    twin with the knowledge graph's default traffic, single link cuts that cascade:
+
+    =====================  ==========  ==========  ==========  ==========
+    alpha                  0.25        0.5         1           2
+    =====================  ==========  ==========  ==========  ==========
+    Abilene, routers       13/14       10/14       4/14        2/14
+    Abilene, + links       13/14       13/14       8/14        5/14
+    Geant2012, routers     24/58       19/58       13/58       7/58
+    Geant2012, + links     43/58       36/58       29/58       25/58
+    =====================  ==========  ==========  ==========  ==========
+
 A cascade is then: apply the events; repeat {measure loads; fail every live element that
 trips} until a round fails nothing or ``max_rounds`` rounds have failed something. The
 *depth* is the number of rounds that failed something (0: no cascade).
@@ -79,6 +96,8 @@ from harness.errors import ConfigError
 #: Motter–Lai tolerance parameter: the knowledge graph's provisioning headroom (capacity = 2 x
 #: baseline load, ``harness.kg.build.DEFAULT_LOAD`` = 0.5), within the paper's range (above).
 DEFAULT_ALPHA = 1.0
+#: Whether links fail from load (see "Which elements" above): no, by default.
+DEFAULT_LINKS = False
 #: Cascade rounds after which the flow twin stops: a bound on run time, not a model constant
 #: (every round fails at least one element, so a cascade ends within that many rounds anyway
 #: on networks of fewer elements). The emulation bounds its own rounds, each costing a window.
@@ -92,6 +111,8 @@ class CascadeRule:
     alpha: float = DEFAULT_ALPHA
     min_mbps: float = 0.0
     max_rounds: int = DEFAULT_MAX_ROUNDS
+    #: Apply the rule to links too (the edge-overload variant); by default only routers trip.
+    links: bool = DEFAULT_LINKS
 
     def __post_init__(self):
         if not (self.alpha >= 0 and np.isfinite(self.alpha)):
@@ -130,4 +151,5 @@ class CascadeRule:
         """The parameters as plain data, for a result's ``meta``."""
         return {"rule": "load > min((1 + alpha) * baseline load, max(capacity, baseline load)) "
                         "(Motter & Lai, Phys. Rev. E 66, 065102, 2002); idle elements: capacity",
+                "elements": "routers and links" if self.links else "routers",
                 "alpha": self.alpha, "min_mbps": self.min_mbps, "max_rounds": self.max_rounds}

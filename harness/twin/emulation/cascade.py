@@ -68,4 +68,4 @@ def round_trips(rule: CascadeRule, baseline: tuple[dict, dict], now: tuple[dict,
     (bl, br), (nl, nr), (cl, cr) = baseline, now, capacity
     live_l = {l: x for l, x in nl.items() if l not in failed_links}
     live_r = {r: x for r, x in nr.items() if r not in failed_routers}
-    return {"links": rule.tripped(bl, live_l, cl), "routers": rule.tripped(br, live_r, cr)}
+    return {"links": rule.tripped(bl, live_l, cl) if rule.links else [], "routers": rule.tripped(br, live_r, cr)}

@@ -96,7 +96,7 @@ from harness.monitoring import BASELINE_LOSS_PCT
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Scenario
 from harness.topology import link_id
-from harness.twin.cascade import DEFAULT_ALPHA, CascadeRule
+from harness.twin.cascade import DEFAULT_ALPHA, DEFAULT_LINKS, CascadeRule
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
 from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
@@ -209,7 +209,7 @@ class EmulationTwin:
                  health_timeout: float = 1.0, background: bool = True,
                  background_max_pps: float = DEFAULT_BG_MAX_PPS,
                  background_max_hop_pps: float = DEFAULT_BG_MAX_HOP_PPS, alpha: float = DEFAULT_ALPHA,
-                 max_cascade_rounds: int = MAX_CASCADE_ROUNDS, cascade_window_s: float = CASCADE_WINDOW_S):
+                 cascade_links: bool = DEFAULT_LINKS, max_cascade_rounds: int = MAX_CASCADE_ROUNDS, cascade_window_s: float = CASCADE_WINDOW_S):
         self.profile = profile.detect()
         probe_interval_s = self.profile.probe_interval_s if probe_interval_s is None else probe_interval_s
         max_pairs = self.profile.max_pairs if max_pairs is None else max_pairs
@@ -247,7 +247,7 @@ class EmulationTwin:
         self.background = bool(background)
         self.background_max_pps = float(background_max_pps)
         self.background_max_hop_pps = float(background_max_hop_pps)
-        self.cascade_rule = CascadeRule(alpha=alpha, min_mbps=floor_mbps(cascade_window_s),
+        self.cascade_rule = CascadeRule(alpha=alpha, links=bool(cascade_links), min_mbps=floor_mbps(cascade_window_s),
                                         max_rounds=int(max_cascade_rounds))   # ConfigError on a bad alpha
         self.cascade_window_s = float(cascade_window_s)
         self.net: EmulatedNetwork | None = None

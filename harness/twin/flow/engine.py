@@ -403,7 +403,7 @@ class FlowEngine(Routing):
         link_alive, router_failed, cap_link, cap_router = el.link_alive, el.router_failed, el.cap_link, el.cap_router
         w_link, avoid_idx = el.w_link, el.avoid_idx
         ids, nb, src, dst, admitted = dm.ids, dm.nb, dm.src, dm.dst, dm.admitted
-        rule = CascadeRule(alpha=cfg.alpha)
+        rule = CascadeRule(alpha=cfg.alpha, links=cfg.cascade_links)
         induced_links: list[tuple[str, ...]] = []
         induced_routers: list[tuple[str, ...]] = []
         t_route = 0.0
@@ -460,7 +460,8 @@ class FlowEngine(Routing):
             # a router trips on what its neighbours send it (transit and delivered traffic);
             # its own hosts' excess is dropped at its ingress and does not fail it
             received = router_load - np.bincount(src, weights=admitted, minlength=len(self.router_ids))
-            new_l = np.flatnonzero(link_alive & rule.over(self._base_link_load, link_load, cap_link))
+            new_l = (np.flatnonzero(link_alive & rule.over(self._base_link_load, link_load, cap_link))
+                     if rule.links else np.empty(0, dtype=int))
             new_r = np.flatnonzero(~router_failed & rule.over(self._base_router_received, received, cap_router))
             if new_l.size == 0 and new_r.size == 0:
                 break

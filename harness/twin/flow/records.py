@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from harness.errors import ConfigError
-from harness.twin.cascade import DEFAULT_ALPHA, DEFAULT_MAX_ROUNDS
+from harness.twin.cascade import DEFAULT_ALPHA, DEFAULT_LINKS, DEFAULT_MAX_ROUNDS
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class EngineConfig:
     ``cascade``              run Motter–Lai overload cascades (True)
     ``alpha``                Motter–Lai tolerance parameter
                              (:data:`harness.twin.cascade.DEFAULT_ALPHA`, sourced there)
+    ``cascade_links``        links trip from load too, not only routers (False)
     ``max_cascade_rounds``   stop a cascade after this many rounds
                              (:data:`harness.twin.cascade.DEFAULT_MAX_ROUNDS`)
     ``packet_bytes``         mean packet size of the M/M/1 queue (1000 B)
@@ -68,6 +69,7 @@ class EngineConfig:
     ecmp_tolerance: float = 1e-6  # in weight units
     cascade: bool = True
     alpha: float = DEFAULT_ALPHA
+    cascade_links: bool = DEFAULT_LINKS
     max_cascade_rounds: int = DEFAULT_MAX_ROUNDS
     packet_bytes: float = 1000.0
     queue_cap_ms: float = 50.0
