@@ -30,6 +30,8 @@ NOT_RUN = {
     "campaigns/abilene-paper": "reads the paper campaign's directory",
     "vagrant ": "needs a VM provider (VirtualBox or libvirt)",
     "--vagrant": "needs a running Vagrant VM",
+    "ani vm ": "boots the VM: tests/vm runs these commands on the one VM it boots per session",
+    "--vm": "needs the VM `ani vm up` starts (tests/vm/test_vm.py runs a remote campaign in it)",
     "lab1": "needs lab hosts",
     "10.0.0.5": "needs a lab host",
     "dask ": "starts long-running Dask daemons on lab hosts",

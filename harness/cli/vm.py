@@ -88,3 +88,18 @@ def down_cmd(name):
     from harness.vm import machine
 
     click.echo(f"{name}: stopped and removed" if machine.down(name) else f"{name}: was not running")
+
+
+@vm.command("box")
+@click.option("--add", "add", is_flag=True, help="Also `vagrant box add` it as ani-local.")
+def box_cmd(add):
+    """Make a Vagrant box (vagrant-libvirt) of the image, building the image first if needed."""
+    from harness.vm import box, image
+
+    img = image.find() or image.build(emit=_emit)
+    path = box.make_box(img, emit=_emit)
+    if add:
+        box.add_box(path)
+        click.echo(f"added box {box.BOX_NAME}: ANI_VM_BOX={box.BOX_NAME} vagrant up --provider libvirt")
+    else:
+        click.echo(path)

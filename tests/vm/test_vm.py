@@ -55,6 +55,15 @@ def test_doctor_inside_reports_kernel_datapath_and_netem(vm):
         assert "software emulation" in lines["CPU"]
 
 
+def test_cli_up_on_a_running_vm_syncs_and_says_so(vm):
+    r = subprocess.run([ANI, "vm", "up", "-n", NAME], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "already running" in r.stderr and "synced" in r.stderr and f"-p {vm.port}" in r.stdout
+    r = subprocess.run([ANI, "vm", "ssh", "-n", NAME, "--", "cd /opt/ani && .venv/bin/ani --version"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.startswith("ani, version"), r.stdout + r.stderr
+
+
 def test_vm_status_and_ssh(vm):
     r = subprocess.run([ANI, "vm", "status", "-n", NAME], capture_output=True, text=True)
     assert r.returncode == 0 and "running" in r.stdout and "answers" in r.stdout, r.stdout + r.stderr
