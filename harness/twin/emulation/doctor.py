@@ -8,6 +8,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 
+from harness.extras import hint
 from harness.twin.emulation import profile
 
 
@@ -77,5 +78,6 @@ def doctor() -> list[Check]:
                              ("scapy", "no crafted-packet traffic generators", False),
                              ("mininet", "only the stock-Mininet benchmark needs it", False)):
         found = importlib.util.find_spec(mod) is not None
-        checks.append(Check(f"python: {mod}", found, "importable" if found else "not installed", impact, required=req))
+        checks.append(Check(f"python: {mod}", found, "importable" if found else f"not installed: {hint(mod)}", impact,
+                            required=req))
     return checks
