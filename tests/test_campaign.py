@@ -123,6 +123,27 @@ def test_hand_edited_result_is_detected(reference, tmp_path):
         CampaignStore(root).results()
 
 
+def test_verify_checks_every_unit_and_the_result_count(reference, tmp_path):
+    import shutil
+
+    root = tmp_path / "c"
+    shutil.copytree(reference, root)
+    n = CampaignStore(root).verify()
+    assert n == len(list(root.glob("*/**/*.json"))) + 1
+    proposal = sorted((root / "proposals").rglob("*.json"))[0]       # not read by results()
+    data = json.loads(proposal.read_text())
+    data["body"]["iteration"] = 99
+    proposal.write_text(json.dumps(data))
+    CampaignStore(root).results_frame()                              # the old check misses it
+    with pytest.raises(CampaignError, match="modified or corrupted"):
+        CampaignStore(root).verify()
+    shutil.rmtree(root)
+    shutil.copytree(reference, root)
+    sorted((root / "results").glob("*.json"))[0].unlink()
+    with pytest.raises(CampaignError, match="results where its manifest counts"):
+        CampaignStore(root).verify()
+
+
 def test_edited_parquet_is_detected(reference, tmp_path):
     import shutil
 

@@ -140,13 +140,22 @@ def test_remote_campaign_equals_local_run(sshd, spec_file, local_reference, tmp_
     assert any("campaign in" in l and "accepted" in l for l in lines)
     assert kpis(tmp_path / "out") == local_reference
     CampaignStore(tmp_path / "out").results_frame()
-    # Running it again resumes the finished remote campaign (adds nothing) instead of starting over.
+    # A local file the remote does not have, and a damaged local copy of a unit
+    stale = tmp_path / "out" / "results" / "stale__flow__auto.json"
+    stale.write_text("{}")
+    (tmp_path / "out" / "leftover").mkdir()
+    victim = sorted((tmp_path / "out" / "results").glob("*__flow__*.json"))[0]
+    victim.write_text(victim.read_text().replace('"loss_pct"', '"loss_pct_"', 1))
+    # Running it again resumes the finished remote campaign (adds nothing) instead of starting over,
+    # and the copy becomes the remote's again: the stale files go, the damaged unit is replaced.
     with sshd.host() as host:
         again = run_remote_campaign(spec_file, host, remote_dir=str(tmp_path / "remote"), output=tmp_path / "out",
                                     remote_ani=ANI, poll_s=0.2)
     assert again.resumes == 1
     assert any("runs: nothing new" in l for l in again.lines)
+    assert not stale.exists() and not (tmp_path / "out" / "leftover").exists()
     assert kpis(tmp_path / "out") == local_reference
+    assert CampaignStore(tmp_path / "out").verify() > 1
 
 
 def test_dropped_connection_reattaches(sshd, spec_file, local_reference, tmp_path):

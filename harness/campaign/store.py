@@ -171,6 +171,24 @@ class CampaignStore:
                                 f"rebuild it with `ani campaign run {self.root} --resume`")
         return pd.read_parquet(path)
 
+    def verify(self) -> int:
+        """Check every unit's checksum, the result count against the manifest and
+        ``results.parquet`` against it (a copied campaign, say); returns the units checked."""
+        units = [p for folder in UNIT_FOLDERS if (self.root / folder).is_dir()
+                 for p in sorted((self.root / folder).rglob("*.json"))]
+        for p in units:
+            self._read(str(p.relative_to(self.root)))
+        manifest = self.read_unit("manifest.json")
+        found = len(list((self.root / "results").glob("*.json")))
+        if manifest.get("units") is not None and manifest["units"] != found:
+            raise CampaignError(f"{self.root} has {found} results where its manifest counts {manifest['units']}")
+        self.results_frame()
+        return len(units) + 1
+
+
+#: The folders of checksummed units.
+UNIT_FOLDERS = ("proposals", "scenarios", "rejected", "results")
+
 
 def load_scenario(body: dict) -> Scenario:
     return Scenario.model_validate(body["scenario"])

@@ -31,6 +31,7 @@ import os
 import posixpath
 import re
 import shlex
+import shutil
 import socket
 import stat
 import subprocess
@@ -356,13 +357,22 @@ class RemoteHost:
                           "(`make setup` in a checkout) or point --remote-ani at its .venv/bin/ani")
 
     def get_tree(self, remote: str, local: Path) -> int:
-        """Copy the remote directory ``remote`` into ``local`` (regular files only); returns the file count."""
+        """Make ``local`` a copy of the remote directory ``remote`` (regular files only):
+        files are downloaded, and local files and folders the remote no longer has are
+        removed. Returns the number of files copied."""
         count = 0
         local.mkdir(parents=True, exist_ok=True)
-        for entry in self.sftp.listdir_attr(remote):
+        entries = [e for e in self.sftp.listdir_attr(remote)
+                   if e.filename not in (".", "..") and "/" not in e.filename and not e.filename.endswith(".tmp")]
+        names = {e.filename for e in entries if stat.S_ISDIR(e.st_mode) or stat.S_ISREG(e.st_mode)}
+        for stale in local.iterdir():
+            if stale.name not in names:
+                if stale.is_dir() and not stale.is_symlink():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
+        for entry in entries:
             name = entry.filename
-            if name in (".", "..") or "/" in name or name.endswith(".tmp"):
-                continue
             src, dst = f"{remote}/{name}", local / name
             if stat.S_ISDIR(entry.st_mode):
                 count += self.get_tree(src, dst)

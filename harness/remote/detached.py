@@ -201,7 +201,7 @@ def run_remote_campaign(spec_path: str | Path, host: RemoteHost, *, remote_dir: 
     except _DROPPED as exc:
         _reconnect(host, exc, result, emit, reconnect_attempts, reconnect_delay_s)
         result.files = host.get_tree(paths.campaign, local)
-    CampaignStore(local).results_frame()   # the copy matches its manifest
+    CampaignStore(local).verify()   # every unit's checksum, and the copy matches its manifest
     return result
 
 
