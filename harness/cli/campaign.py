@@ -53,7 +53,7 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
         if scheduler:
             from harness.remote.dask_dispatch import DaskRunner
 
-            runner = DaskRunner(scheduler)
+            runner = DaskRunner(scheduler, logs_dir=root / "logs")
         with runner or nullcontext():
             try:
                 summary = run_campaign(root, spec, resume=resume, progress=progress, runner=runner)

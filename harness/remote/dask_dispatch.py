@@ -19,7 +19,10 @@ Data
     The knowledge graph is shipped once per batch (``scatter``, broadcast to the workers) and
     scenarios travel as their JSON form; results come back as JSON dicts and are validated
     into :class:`~harness.twin.kpi.ScenarioResult` here. Workers need the same ani version
-    installed (the same ``requirements.lock``).
+    installed (the same ``requirements.lock``). An emulation run's directory (controller log,
+    probe output, fidelity record) comes back with its result as a gzipped tar and is unpacked
+    under ``logs_dir`` (the campaign's ``logs/emulation-dask-<worker>/<scenario>/``), as an
+    in-process campaign keeps it under ``logs/emulation-*/``.
 
 Failures
     An ani error on a worker comes back as a :class:`~harness.errors.RemoteError` naming the
@@ -29,7 +32,11 @@ Failures
 
 from __future__ import annotations
 
+import io
 import re
+import tarfile
+import tempfile
+from pathlib import Path
 from typing import Iterator
 
 from harness.extras import require
@@ -53,7 +60,9 @@ _flow_twins: dict = {}
 
 
 def evaluate(twin_name: str, kg: KnowledgeGraph, scenario: dict, mitigation: str | None) -> dict:
-    """The task run on a worker: one scenario on one twin; returns the result as JSON data."""
+    """The task run on a worker: one scenario on one twin. Returns ``{"result": JSON data,
+    "worker": address}`` and, for a twin with a run directory (the emulation), ``"logs"``: that
+    directory as a gzipped tar."""
     from harness.twin import make_twin
 
     sid = scenario.get("id", "?")
@@ -62,15 +71,42 @@ def evaluate(twin_name: str, kg: KnowledgeGraph, scenario: dict, mitigation: str
         if twin_name == "flow":
             # The flow twin keeps no state between runs: one per worker process is enough.
             twin = _flow_twins.setdefault(twin_name, make_twin(twin_name))
-            return twin.run(kg, s, mitigation).model_dump(mode="json")
-        twin = make_twin(twin_name)
-        if not twin.is_available():
-            raise RemoteError(f"the {twin_name} twin is not available on this worker (see `ani doctor` there)")
-        with twin:
-            return twin.run(kg, s, mitigation).model_dump(mode="json")
+            return {"result": twin.run(kg, s, mitigation).model_dump(mode="json"), "worker": _worker_address()}
+        with tempfile.TemporaryDirectory(prefix="ani-dask-") as run_dir:
+            twin = make_twin(twin_name, run_dir=run_dir)
+            if not twin.is_available():
+                raise RemoteError(f"the {twin_name} twin is not available on this worker (see `ani doctor` there)")
+            with twin:
+                result = twin.run(kg, s, mitigation).model_dump(mode="json")
+            return {"result": result, "worker": _worker_address(), "logs": _pack(Path(run_dir))}
     except AniError as exc:
         raise RemoteError(f"{twin_name} twin failed on Dask worker {_worker_address()} for scenario {sid}: "
                           f"{exc}") from None
+
+
+def _pack(folder: Path) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        tar.add(folder, arcname=".")
+    return buf.getvalue()
+
+
+def _unpack(data: bytes, dest: Path) -> None:
+    """Extract a run directory's tar into ``dest`` (regular files and folders only, no path escapes)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    root = dest.resolve()
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        # (tarfile's extraction filters need Python >= 3.11.4; Debian 12 has 3.11.2)
+        for m in tar.getmembers():
+            target = (dest / m.name).resolve()
+            if not (target == root or root in target.parents) or not (m.isfile() or m.isdir()):
+                continue
+            if m.isdir():
+                target.mkdir(parents=True, exist_ok=True)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with tar.extractfile(m) as src:
+                    target.write_bytes(src.read())
 
 
 def _worker_address() -> str:
@@ -91,6 +127,8 @@ class DaskRunner:
         ``tcp://HOST:PORT`` of a running ``dask scheduler``.
     timeout_s
         How long to wait for the scheduler to answer.
+    logs_dir
+        Where emulation runs' directories are unpacked (``None``: they are dropped).
 
     Raises
     ------
@@ -98,9 +136,10 @@ class DaskRunner:
         bad address, scheduler unreachable, no emulation worker, a task failing on a worker.
     """
 
-    def __init__(self, scheduler: str, *, timeout_s: float = 10.0):
+    def __init__(self, scheduler: str, *, timeout_s: float = 10.0, logs_dir: str | Path | None = None):
         self.address = check_scheduler(scheduler)
         self.timeout_s = timeout_s
+        self.logs_dir = Path(logs_dir) if logs_dir is not None else None
         self.client = None
         self._kg: tuple[KnowledgeGraph, object] | None = None
 
@@ -155,13 +194,19 @@ class DaskRunner:
                                           resources=resources, pure=False) for s, m in jobs]
         except (OSError, TimeoutError) as exc:
             raise RemoteError(f"lost the Dask scheduler at {self.address} ({exc})") from None
-        return self._gather(futures)
+        return self._gather(futures, [s.id for s, _ in jobs])
 
-    def _gather(self, futures) -> Iterator[ScenarioResult]:
+    def _keep_logs(self, data: dict, sid: str) -> None:
+        if self.logs_dir is None or not data.get("logs"):
+            return
+        worker = re.sub(r"[^A-Za-z0-9._-]+", "_", str(data.get("worker", "worker")).split("://")[-1])
+        _unpack(data["logs"], self.logs_dir / f"emulation-dask-{worker}" / sid)
+
+    def _gather(self, futures, sids: list[str]) -> Iterator[ScenarioResult]:
         from distributed import KilledWorker
 
         try:
-            for fut in futures:
+            for fut, sid in zip(futures, sids):
                 try:
                     data = fut.result()
                 except RemoteError:
@@ -172,7 +217,8 @@ class DaskRunner:
                 except (OSError, TimeoutError) as exc:
                     raise RemoteError(f"lost the Dask scheduler at {self.address} ({exc}); "
                                       "resume the campaign with --resume") from None
-                yield ScenarioResult.model_validate(data)
+                self._keep_logs(data, sid)
+                yield ScenarioResult.model_validate(data["result"])
         finally:
             for fut in futures:
                 if not fut.done():
