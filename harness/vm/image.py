@@ -56,6 +56,9 @@ DISK_SIZE = "10G"
 EXCLUDE = {".venv", ".git", ".vagrant", "campaigns", "runs", ".pytest_cache", "__pycache__",
            "build", "dist"}
 GUEST_ROOT = "/opt/ani"
+#: Images kept in the cache (~2.2 GiB each): the newest two, so switching between two branches
+#: with different requirements does not rebuild every time.
+KEEP_IMAGES = 2
 Emit = Callable[[str], None]
 
 
@@ -155,6 +158,19 @@ def find(rec: Recipe | None = None) -> Image | None:
     return Image.load(path) if (path / "manifest.json").is_file() else None
 
 
+def prune(keep: int = 2) -> list[Path]:
+    """Remove all but the ``keep`` newest images, sparing any a VM record still uses."""
+    from harness.vm.machine import all_machines
+
+    used = {vm.image for vm in all_machines()}
+    built = sorted((p for p in images_dir().iterdir() if (p / "manifest.json").is_file()),
+                   key=lambda p: (p / "manifest.json").stat().st_mtime, reverse=True) if images_dir().is_dir() else []
+    gone = [p for p in built[keep:] if p.name not in used]
+    for p in gone:
+        shutil.rmtree(p, ignore_errors=True)
+    return gone
+
+
 def required_tools() -> dict[str, str]:
     return {"debootstrap": "debootstrap", "qemu-img": "qemu-utils", "mkfs.ext4": "e2fsprogs",
             "ssh-keygen": "openssh-client", "make": "make"}
@@ -192,6 +208,8 @@ def build(rec: Recipe | None = None, *, force: bool = False, emit: Emit = lambda
             shutil.rmtree(final)
         work.rename(final)
         emit(f"image {rec.key} built in {sum(timings.values()):.0f} s: {final}")
+        for old in prune(keep=KEEP_IMAGES):
+            emit(f"removed an older image: {old}")
         return Image.load(final)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -144,3 +144,20 @@ def test_cli_vm_status_of_a_missing_vm(monkeypatch, tmp_path):
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no VM 'nope'" in r.stderr
     assert Path(tmp_path).exists()
+
+
+def test_prune_keeps_the_newest_images_and_those_in_use(monkeypatch, tmp_path):
+    monkeypatch.setenv("ANI_CACHE_DIR", str(tmp_path))
+    for i, key in enumerate(["old", "used", "mid", "new"]):
+        d = image.images_dir() / key
+        d.mkdir(parents=True)
+        (d / "manifest.json").write_text("{}")
+        os.utime(d / "manifest.json", (1000 + i, 1000 + i))
+    (image.images_dir() / ".half.tmp").mkdir()                    # a build in progress is not an image
+    rec = machine.VM(name="x", pid=os.getpid(), port=1, accel="tcg", accel_note="", image="used", cpus=1,
+                     memory_mib=512, started=time.time())
+    rec.dir.mkdir(parents=True)
+    (rec.dir / "vm.json").write_text(json.dumps(rec.__dict__))
+    gone = image.prune(keep=2)
+    assert [p.name for p in gone] == ["old"]
+    assert sorted(p.name for p in image.images_dir().iterdir()) == [".half.tmp", "mid", "new", "used"]
