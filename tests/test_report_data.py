@@ -187,7 +187,7 @@ def test_scenario_page_warns_when_the_twins_disagree(campaign_dir, tmp_path, abi
     page = write_scenario_page(tmp_path, abilene_kg, unit, Scenario.model_validate(unit["scenario"]),
                                {("flow", "auto"): (meta, flow), ("emulation", "auto"): (meta, emu)}, fid, 1, "auto")
     text = page.read_text()
-    assert "class='warn'" in text and "disagree" in text and "loss_pct" in text
+    assert "class='warn'" in text and "disagree" in text and "lost traffic" in text and "loss_pct" not in text
     assert (tmp_path / "scenarios" / f"{flow.scenario_id}.flow.png").stat().st_size > 0
     assert (tmp_path / "scenarios" / f"{flow.scenario_id}.emulation.png").stat().st_size > 0
     assert "emulation: failure" in text and "flow twin: failure" in text

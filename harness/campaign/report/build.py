@@ -11,8 +11,8 @@ import pandas as pd
 from harness.campaign.fidelity import fidelity_rows, summarise
 from harness.campaign.loop import campaign_kg
 from harness.campaign.report import figures
-from harness.campaign.report.data import (KPI_COLUMNS, Column, failure_elements, rank_worst, rejected_by_arm,
-                                          why)
+from harness.campaign.report.data import (KPI_COLUMNS, Column, disagreement_text, failure_elements, rank_worst,
+                                          rejected_by_arm, why)
 from harness.campaign.report.html import bullets, img_inline, page, section, table, warn
 from harness.campaign.report.pages import scenario_href, write_scenario_page
 from harness.campaign.spec import load_spec
@@ -245,7 +245,7 @@ def _emulation_cell(f: dict | None, ran: bool) -> str:
     if not f.get("healthy", True):
         return f"{loss} % lost &#9888; unhealthy baseline"
     if f["disagree"]:
-        return (f"{loss} % lost<br><span class='warn'>&#9888; disagrees ({html.escape(', '.join(f['disagree']))}): "
+        return (f"{loss} % lost<br><span class='warn'>&#9888; disagrees ({html.escape(disagreement_text(f['disagree']))}): "
                 f"{html.escape('; '.join(f['reasons']))}</span>")
     return f"{loss} % lost, agrees"
 
@@ -255,7 +255,7 @@ def _headline_warning(f: dict | None, sid: str) -> str:
         return "<p class='muted'>This scenario did not run on the emulation.</p>"
     if not f.get("healthy", True) or f["disagree"]:
         what = (f"its emulation baseline was not healthy ({f.get('unhealthy_reason')})" if not f.get("healthy", True)
-                else f"the twins disagree on {', '.join(f['disagree'])}: {'; '.join(f['reasons'])}")
+                else f"the twins disagree on {disagreement_text(f['disagree'])}: {'; '.join(f['reasons'])}")
         return warn(f"{html.escape(sid)} on the emulation lost {KPI_COLUMNS['loss_pct'].fmt(f['loss_pct_emulation'])} % "
                     f"against {KPI_COLUMNS['loss_pct'].fmt(f['loss_pct_flow'])} % on the flow twin; "
                     f"{html.escape(what)}.")
@@ -330,7 +330,7 @@ def _fidelity_warnings(frows: list[dict]) -> str:
     worst = max(frows, key=lambda r: r["loss_pct_flow"] or 0.0)
     if worst["disagree"]:
         out.append(f"The most damaging scenario run on both twins, {html.escape(worst['scenario_id'])}, disagrees "
-                   f"between the twins on {', '.join(worst['disagree'])}: {html.escape('; '.join(worst['reasons']))}.")
+                   f"between the twins on {disagreement_text(worst['disagree'])}: {html.escape('; '.join(worst['reasons']))}.")
     by_label: dict[str, list[dict]] = {}
     for r in frows:
         by_label.setdefault(r.get("label") or "?", []).append(r)

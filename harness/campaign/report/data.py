@@ -229,6 +229,16 @@ def params_text(params: dict) -> str:
     return ", ".join(one(k, v) for k, v in params.items() if v not in (None, False, [], {}, ""))
 
 
+# ---------------------------------------------------------------------------- fidelity
+DISAGREEMENT_NAMES = {"impacted": "impacted nodes", "loss_pct": "lost traffic", "max_link_util": "max link utilisation",
+                      "reroute_time": "reroute time", "cascade_depth": "cascade depth"}
+
+
+def disagreement_text(keys: list[str]) -> str:
+    """The figures :func:`harness.campaign.fidelity.disagreements` names, for people."""
+    return ", ".join(DISAGREEMENT_NAMES.get(k, k.replace("_", " ")) for k in keys)
+
+
 # ---------------------------------------------------------------------------- rejected
 def rejected_by_arm(labels: list[str], rejected: list[dict], proposals: list[dict]) -> dict[str, list[dict]]:
     """Rejected proposals per generator arm: the validator's refusals (``rejected/``, each with

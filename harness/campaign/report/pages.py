@@ -9,7 +9,7 @@ from pathlib import Path
 
 from harness.campaign.report import figures
 from harness.campaign.report.data import (KPI_COLUMNS, Column, event_text, failure_elements, fmt,
-                                          mitigation_effect, params_text, why)
+                                          mitigation_effect, params_text, why, disagreement_text)
 from harness.campaign.report.html import bullets, img_file, page, table, warn
 from harness.fileio import atomic_write
 from harness.scenario import types as event_types
@@ -115,7 +115,7 @@ def _fidelity(fid: dict | None) -> list[str]:
         return [warn(f"The emulation's baseline was not healthy ({escape(str(fid.get('unhealthy_reason')))}): "
                      "its figures below are not comparable with the flow twin's.")]
     if fid["disagree"]:
-        return [warn(f"The twins disagree on this scenario ({escape(', '.join(fid['disagree']))}): "
+        return [warn(f"The twins disagree on this scenario ({escape(disagreement_text(fid['disagree']))}): "
                      f"{escape('; '.join(fid['reasons']))}. Read its figures with care.")]
     return ["<p class='muted'>The flow twin and the emulation agree on this scenario within the fidelity "
             "tolerances.</p>"]
