@@ -11,9 +11,11 @@ SHELL := /bin/bash
 PY_SYSTEM := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# chromium: the campaign report is checked in a real headless browser (ani campaign report --check,
+# tests/test_report_browser.py).
 DEB_PACKAGES := mininet openvswitch-switch iperf3 iputils-ping python3-venv python3-dev ethtool \
                 nftables iptables tcpdump procps iproute2 build-essential make \
-                openssh-server openssh-client
+                openssh-server openssh-client chromium
 # What the VM needs on the host (`make setup-vm`, issue 13): qemu, debootstrap to build the image,
 # libvirt + vagrant for the Vagrant box. --no-install-recommends: with recommends Debian's vagrant
 # alone pulls 876 packages (1.25 GiB: a kernel image, GTK, ...), measured on Debian 12.

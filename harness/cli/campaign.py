@@ -104,9 +104,21 @@ def _f(x) -> str:
 
 @campaign.command("report")
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
-def report_cmd(root: str) -> None:
-    """Write report/report.html (self-contained), PNGs and CSV tables."""
+@click.option("--check", is_flag=True,
+              help="Open every page in headless chromium at 1280 px: overflow, images, table widths.")
+def report_cmd(root: str, check: bool) -> None:
+    """Write report/report.html (the index, figures inline), a page per scenario, PNGs and CSVs."""
     from harness.campaign.report import build_report
 
     path = build_report(root)
-    click.echo(f"report: {path}")
+    click.echo(f"report: {path} ({sum(1 for _ in (path.parent / 'scenarios').glob('*.html'))} scenario pages)")
+    if check:
+        from harness.campaign.report.browser import check_report
+
+        rows = check_report(path.parent)
+        bad = [r for r in rows if r["problems"]]
+        for r in bad:
+            click.echo(f"  {r['page']}: {'; '.join(r['problems'])}")
+        if bad:
+            raise CampaignError(f"{len(bad)} of {len(rows)} report pages do not read well at 1280 px")
+        click.echo(f"checked {len(rows)} pages in chromium at 1280 px: no overflow, every image loaded")

@@ -20,6 +20,9 @@ KPIS: tuple[str, ...] = (
     "latency_ms_mean", "latency_ms_p95", "loss_pct", "reroute_time_ms_max", "reroute_time_ms_mean",
     "max_link_util", "congested_links", "impacted_nodes", "unreachable_pairs", "cascade_depth",
 )
+#: KPIs :meth:`ScenarioResult.effectiveness` does not score: each phase's reroute time
+#: measures that phase's own trigger (the events, then the mitigation), so the two do not compare.
+NOT_SCORED: frozenset[str] = frozenset({"reroute_time_ms_max", "reroute_time_ms_mean"})
 from harness.monitoring import CONGESTION_THRESHOLD  # noqa: E402,F401 (part of the KPI record)
 
 
@@ -82,18 +85,23 @@ class ScenarioResult(BaseModel):
     def effectiveness(self) -> dict[str, float | None]:
         """Relative improvement of ``mitigated`` over ``failure`` per KPI (the paper's measure).
 
-        ``(failure - mitigated) / failure``; 0 when both are 0; ``None`` when either is
-        missing or there is no mitigated phase.
+        ``(failure - mitigated) / |failure|``: 1 = fully repaired, 0 = unchanged, negative =
+        worse; ``-1`` when a KPI that was 0 became worse. ``None`` (n/a) where there is no
+        improvement to measure: either value missing, no mitigated phase, nothing to repair
+        (0 in both phases), and always for the reroute times (:data:`NOT_SCORED`): the
+        mitigated phase's reroute time is the reroute the mitigation itself triggers, not
+        a repair of the failure's — a mitigation that changed nothing would otherwise score
+        1.0 on it.
         """
         if "mitigated" not in self.rows or "failure" not in self.rows:
             return {k: None for k in KPIS}
         f, m = self.rows["failure"].kpis(), self.rows["mitigated"].kpis()
         out: dict[str, float | None] = {}
         for k in KPIS:
-            if f[k] is None or m[k] is None:
+            if k in NOT_SCORED or f[k] is None or m[k] is None or f[k] == m[k] == 0:
                 out[k] = None
             elif f[k] == 0:
-                out[k] = 0.0 if m[k] == 0 else -1.0
+                out[k] = -1.0
             else:
                 out[k] = (f[k] - m[k]) / abs(f[k])
         return out
