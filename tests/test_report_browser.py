@@ -1,6 +1,6 @@
 """The report in a real browser: Debian's headless chromium opens every page at 1280 px.
 
-Needs the ``chromium`` package (``make deb`` installs it); without it the test fails and says
+Needs the ``chromium`` package (``make deb-test`` installs it); without it the test fails and says
 so — it is not skipped.
 """
 

@@ -34,7 +34,7 @@ def chromium_path() -> str:
     """The chromium binary, or a :class:`CampaignError` saying how to install it."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
-        raise CampaignError("chromium is not installed; install Debian's package (make deb, or "
+        raise CampaignError("chromium is not installed; install Debian's package (make deb-test, or "
                             "apt-get install --no-install-recommends chromium)")
     return path
 
