@@ -20,7 +20,7 @@ from harness.twin.flow.twin import FlowTwin
 RING = [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A")]
 #: These tests check each event type's mechanics and mitigation on both twins with cascades
 #: off (the shared Motter-Lai rule fails elements in several of these scenarios on both twins:
-#: tests/emulation/test_cascade.py tests cascades).
+#: tests/emulation/test_emulated_cascades.py tests cascades).
 NO_CASCADE = EngineConfig(cascade=False)
 
 

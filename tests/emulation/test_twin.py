@@ -97,7 +97,7 @@ def ring_twin(tmp_path_factory, graph):
     # 100 Hz probes: a failover here takes ~10-30 ms, which 25 Hz probes can miss entirely.
     # no cascade check: these tests time reroutes and measure mechanics on an even ring, where the
     # controller pins one of two equal paths and a cut can double a pinned link's load past its
-    # Motter-Lai tolerance (cascades: tests/emulation/test_cascade.py)
+    # Motter-Lai tolerance (cascades: tests/emulation/test_emulated_cascades.py)
     with EmulationTwin(run_dir=tmp_path_factory.mktemp("twin"), probe_interval_s=0.01,
                        max_cascade_rounds=0) as twin:
         yield twin, kg
@@ -211,7 +211,7 @@ def test_fiber_cut_on_a_loaded_link_congests(tmp_path, graph):
     """At load 0.8, cutting A-D pushes its traffic onto links already at 0.5-0.8: with the
     background the failure window is congested and loses probes; with probes alone it is not.
     Cascades off on both twins: this is about congestion (the routers the cut overloads would
-    trip; tests/emulation/test_cascade.py covers that)."""
+    trip; tests/emulation/test_emulated_cascades.py covers that)."""
     if os.geteuid() != 0:
         pytest.skip("needs root")
     from harness.twin.flow.records import EngineConfig

@@ -1,7 +1,7 @@
 """Cascades measured on the emulation (root, real OVS + os-ken): the shared Motter–Lai rule on
 the loads the link shapers' counters show, induced failures taken down on the live network,
 ``cascade_depth`` measured on both twins. Run under the shared lock:
-``flock /tmp/ani-heavy.lock pytest tests/emulation/test_cascade.py``."""
+``flock /tmp/ani-heavy.lock pytest tests/emulation/test_emulated_cascades.py``."""
 
 from __future__ import annotations
 
