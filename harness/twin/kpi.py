@@ -66,7 +66,7 @@ class KPIRow(BaseModel):
 
 
 #: The SLA metrics a service bounds: one-way latency (ms) and loss (%), the knowledge graph's
-#: ``sla_latency_ms`` and ``sla_loss_pct``.
+#: ``sla_latency_ms`` and ``sla_loss_pct`` (in :class:`harness.twin.sla.FlowSample`'s field order).
 SLA_METRICS: tuple[str, ...] = ("latency_ms", "loss_pct")
 
 

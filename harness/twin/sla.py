@@ -62,19 +62,23 @@ def judge(kg: KnowledgeGraph, samples: Samples, *, not_measured: Mapping[str, st
         A service lacks an SLA bound or names a flow the graph does not have.
     """
     not_measured = dict(not_measured or {})
+    services = []
+    for service in sorted(kg.names("service")):
+        attrs = kg.attrs("service", service)
+        members = list(attrs.get("flows", ()))
+        for f in members:
+            if not kg.has("flow", f):
+                raise KnowledgeGraphError(f"service {service!r} names flow {f!r}, which is not in the graph")
+        for metric in SLA_METRICS:
+            if f"sla_{metric}" not in attrs:
+                raise KnowledgeGraphError(f"service {service!r} has no sla_{metric} bound")
+        services.append((service, attrs, members))
     out: list[SLAVerdict] = []
     for phase in (p for p in PHASES if p in samples):
         got = samples[phase]
-        for service in sorted(kg.names("service")):
-            attrs = kg.attrs("service", service)
-            members = list(attrs.get("flows", ()))
-            for f in members:
-                if not kg.has("flow", f):
-                    raise KnowledgeGraphError(f"service {service!r} names flow {f!r}, which is not in the graph")
+        for service, attrs, members in services:
             measured = [(f, got[f]) for f in members if f in got]
             for metric in SLA_METRICS:
-                if f"sla_{metric}" not in attrs:
-                    raise KnowledgeGraphError(f"service {service!r} has no sla_{metric} bound")
                 out.append(_verdict(service, phase, metric, float(attrs[f"sla_{metric}"]), measured,
                                     len(members), not_measured.get(metric), coverage))
     return out
@@ -85,12 +89,14 @@ def _verdict(service: str, phase: str, metric: str, bound: float, measured: list
     base = dict(service=service, phase=phase, metric=metric, bound=bound, total=total)
     if reason is not None:
         return SLAVerdict(**base, violated=None, note=reason)
+    k = SLA_METRICS.index(metric)          # FlowSample's field of the metric
     unreachable = sorted(f for f, s in measured if not s.reachable)
-    values = [(f, float(getattr(s, metric))) for f, s in measured if getattr(s, metric) is not None]
-    counted = len({f for f, _ in values} | set(unreachable))
+    values = [(f, float(s[k])) for f, s in measured if s[k] is not None]
+    counted = len(measured) - sum(1 for _, s in measured if s.reachable and s[k] is None)
     if not counted:
         return SLAVerdict(**base, violated=None, note=f"none of the service's {total} flows was measured")
-    over = sorted(((f, v) for f, v in values if v > bound and f not in unreachable), key=lambda x: (-x[1], x[0]))
+    over = sorted(((f, v) for f, v in values if v > bound), key=lambda x: (-x[1], x[0]))
+    cut_off = set(unreachable)
     worst = max((v for _, v in values), default=None)
     notes = []
     if counted < total:
@@ -98,7 +104,7 @@ def _verdict(service: str, phase: str, metric: str, bound: float, measured: list
     return SLAVerdict(**base, violated=bool(unreachable or over),
                       worst=None if worst is None else round(worst, 6),
                       excess=None if worst is None else round(worst - bound, 6),
-                      flows=unreachable + [f for f, _ in over], unreachable=len(unreachable),
+                      flows=unreachable + [f for f, _ in over if f not in cut_off], unreachable=len(unreachable),
                       measured=counted, note="; ".join(notes))
 
 
