@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
 from harness.campaign.feedback import build_feedback
+from harness.campaign.sla import steady_state_check
 from harness.campaign.spec import CampaignSpec, GeneratorArm, load_spec
 from harness.campaign.store import CampaignStore
 from harness.errors import CampaignError
@@ -97,6 +98,9 @@ class CampaignSummary:
     runs: dict[str, int] = field(default_factory=dict)
     elapsed_s: float = 0.0
     twin_s: dict[str, float] = field(default_factory=dict)
+    #: the steady-state SLA check (:func:`harness.campaign.sla.steady_state_check`) when the
+    #: spec's ``fail_on`` has ``sla``, else None
+    sla: dict | None = None
 
 
 def campaign_kg(spec: CampaignSpec) -> KnowledgeGraph:
@@ -181,6 +185,8 @@ def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: 
             runner.close()
         if llm_server is not None:
             llm_server.stop()
+    if "sla" in spec.fail_on:
+        summary.sla = steady_state_check(store)
     summary.elapsed_s = time.perf_counter() - t_start
     return summary
 

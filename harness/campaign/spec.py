@@ -20,6 +20,7 @@ Strict: unknown keys are refused, values are validated, defaults live here::
     horizon_s: 600
     seed: 1
     llm: {url: null, model: null, temperature: 0.7}   # null url: the embedded model
+    fail_on: [sla]     # exit 3 when any result violates a service's SLA after mitigation (default: [])
 """
 
 from __future__ import annotations
@@ -102,6 +103,9 @@ class CampaignSpec(_Strict):
     horizon_s: float = Field(default=600.0, gt=0)
     seed: int = 0
     llm: LLMOptions = Field(default_factory=LLMOptions)
+    #: ``[sla]``: ``ani campaign run`` exits 3 when any result's steady state (its mitigated
+    #: phase, or failure phase without mitigation) violates a knowledge-graph service's SLA
+    fail_on: list[Literal["sla"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check(self):

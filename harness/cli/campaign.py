@@ -22,7 +22,10 @@ def campaign() -> None:
 @click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="Run the twins as tasks on this Dask scheduler's workers (default: in this process).")
 def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None) -> None:
-    """Run the campaign SPEC (YAML) into a directory, or --resume the one in DIR."""
+    """Run the campaign SPEC (YAML) into a directory, or --resume the one in DIR.
+
+    Exit status: 0, or 3 when the spec has ``fail_on: [sla]`` and a result's steady state
+    violates a service's SLA."""
     from contextlib import nullcontext
 
     from rich.progress import BarColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -66,6 +69,22 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
     click.echo(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
                f"{summary.proposed} proposed; runs: {runs}; {held} results in the directory; "
                f"{summary.elapsed_s:.1f} s")
+    if summary.sla is not None:
+        check = summary.sla
+        if check["unjudged"]:
+            click.echo(f"SLA: {check['unjudged']} of {check['results']} results carry no SLA verdicts "
+                       "(written before verdicts existed) and are not judged", err=True)
+        if not check["violations"]:
+            click.echo(f"SLA met in the steady state of all {check['results'] - check['unjudged']} judged results")
+        else:
+            from harness.cli.main import EXIT_SLA
+
+            click.echo(f"SLA violated in the steady state of {len(check['violations'])} of {check['results']} "
+                       "results (fail_on: [sla]):", err=True)
+            for v in check["violations"]:
+                click.echo(f"  {v['scenario_id']} ({v['label']}, {v['twin']} twin, mitigation {v['mitigation']}, "
+                           f"{v['phase']} phase): {', '.join(v['violated'])}", err=True)
+            click.get_current_context().exit(EXIT_SLA)
 
 
 @campaign.command("fidelity")

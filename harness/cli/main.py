@@ -10,9 +10,10 @@ import click
 from harness.errors import AniError
 
 
-#: Exit codes: 0 ok, 1 an error ani reports, 2 a usage error (click's), 130 interrupted (Ctrl-C,
-#: 128 + SIGINT, as shells report it).
-EXIT_ERROR, EXIT_INTERRUPTED = 1, 130
+#: Exit codes: 0 ok, 1 an error ani reports, 2 a usage error (click's), 3 a steady-state SLA
+#: violated (``ani run --fail-on sla``, a campaign's ``fail_on: [sla]``: the run itself worked),
+#: 130 interrupted (Ctrl-C, 128 + SIGINT, as shells report it).
+EXIT_ERROR, EXIT_SLA, EXIT_INTERRUPTED = 1, 3, 130
 
 
 class AniGroup(click.Group):

@@ -13,6 +13,7 @@ from harness.fileio import atomic_write
 from harness.mitigate import STRATEGIES
 from harness.scenario import read_scenarios, validate_scenario
 from harness.twin import KPIS, PHASES, make_twin
+from harness.twin import sla
 
 MITIGATIONS = ["none", *STRATEGIES]
 
@@ -27,9 +28,14 @@ MITIGATIONS = ["none", *STRATEGIES]
               help="Flow twin: reroute-time constants from `ani campaign fidelity --calibrate` (calibration.json).")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Directory for results.jsonl (one result per line, however many scenarios).")
+@click.option("--fail-on", "fail_on", type=click.Choice(["sla"]),
+              help="sla: exit 3 when a service's SLA is violated in the steady state (the mitigated phase, "
+                   "or the failure phase with --mitigate none).")
 def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: str, mitigation: str, seed: int,
-            calibration: str | None, output: str | None) -> None:
-    """Run each scenario in SCENARIO_FILES and print its KPI table."""
+            calibration: str | None, output: str | None, fail_on: str | None) -> None:
+    """Run each scenario in SCENARIO_FILES and print its KPI table and SLA verdicts.
+
+    Exit status: 0, or 3 with --fail-on sla when a steady-state SLA is violated."""
     raws = [raw for f in scenario_files for raw in read_scenarios(f)]
     results = []
     graphs: dict = {}
@@ -56,6 +62,14 @@ def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: st
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "results.jsonl", "".join(json.dumps(json.loads(r.to_json())) + "\n" for r in results))
         click.echo(f"wrote {out / 'results.jsonl'}")
+    if fail_on == "sla":
+        failed = [r for r in results if sla.violations(r)]
+        if failed:
+            from harness.cli.main import EXIT_SLA
+
+            click.echo(f"SLA violated in the steady state of {len(failed)} of {len(results)} scenarios: "
+                       + ", ".join(f"{r.scenario_id} ({sla.steady_phase(r)})" for r in failed), err=True)
+            click.get_current_context().exit(EXIT_SLA)
 
 
 def _print_table(result) -> None:
@@ -71,6 +85,42 @@ def _print_table(result) -> None:
     if result.mitigation:
         acts = ", ".join(a["action"] + (f" {a.get('router') or a.get('link') or ''}".rstrip()) for a in result.mitigation["actions"])
         click.echo(f"  mitigation {result.mitigation['strategy']}: {acts or 'no action'}")
+    for line in sla_lines(result):
+        click.echo(line)
+
+
+def sla_lines(result) -> list[str]:
+    """The SLA verdicts of ``result`` as text: a table (service and metric × phase: ``ok`` and
+    the worst value, or ``FAIL`` and by how much), then the steady-state verdict and, for each
+    of its violations, the flows; notes (not judged, partly measured) last."""
+    if not result.sla:
+        return ["  SLA: no verdicts in this result (no services in the knowledge graph, or an older result)"]
+    phases = [p for p in PHASES if p in result.rows]
+    cells = {(v.service, v.metric, v.phase): v for v in result.sla}
+    keys = list(dict.fromkeys((v.service, v.metric) for v in result.sla))
+    out = [f"  {'sla':<22}{'bound':>10}" + "".join(f"{p:>20}" for p in phases)]
+    for service, metric in keys:
+        bound = next(v.bound for v in result.sla if (v.service, v.metric) == (service, metric))
+        out.append(f"  {service + ' ' + metric:<22}{bound:>10.4g}"
+                   + "".join(f"{_sla_cell(cells.get((service, metric, p))):>20}" for p in phases))
+    steady = sla.steady_phase(result)
+    bad = sla.violations(result)
+    out.append(f"  SLA in the steady state ({steady} phase): "
+               + ("violated: " + ", ".join(f"{v.service} {v.metric}" for v in bad) if bad else "met"))
+    out += [f"    {line}" for line in sla.summary(bad).splitlines()]
+    notes = dict.fromkeys(f"{v.service} {v.metric}: {v.note}" for v in result.sla if v.note)
+    out += [f"  note: {n}" for n in notes]
+    return out
+
+
+def _sla_cell(v) -> str:
+    if v is None or v.violated is None:
+        return "n/a"
+    if not v.violated:
+        return f"ok {v.worst:.4g}"
+    if v.excess is not None and v.excess > 0:
+        return f"FAIL {v.worst:.4g} ({v.excess:+.3g})"
+    return f"FAIL {v.unreachable} unreach."
 
 
 def _fmt(v) -> str:

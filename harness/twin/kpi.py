@@ -2,8 +2,9 @@
 
 A :class:`ScenarioResult` holds one :class:`KPIRow` per phase — ``baseline`` (no events),
 ``failure`` (after all events, before mitigation), ``mitigated`` (after the mitigation) —
-plus a per-event timeline, the mitigation actions applied, and what the twin did and did
-not model. A KPI that a twin did not measure is ``None``, never a made-up number.
+plus a per-event timeline, the mitigation actions applied, what the twin did and did not
+model, and one :class:`SLAVerdict` per knowledge-graph service, SLA metric and phase
+(:mod:`harness.twin.sla`). A KPI that a twin did not measure is ``None``, never a made-up number.
 """
 
 from __future__ import annotations
@@ -67,6 +68,39 @@ class KPIRow(BaseModel):
         return {k: getattr(self, k) for k in KPIS}
 
 
+#: The SLA metrics a service bounds: one-way latency (ms) and loss (%), the knowledge graph's
+#: ``sla_latency_ms`` and ``sla_loss_pct`` (in :class:`harness.twin.sla.FlowSample`'s field order).
+SLA_METRICS: tuple[str, ...] = ("latency_ms", "loss_pct")
+
+
+class SLAVerdict(BaseModel):
+    """One service's SLA bound on one metric, judged on one phase (see :mod:`harness.twin.sla`).
+
+    ``violated`` is ``None`` when the twin did not measure the metric (``note`` says why).
+    ``worst`` is the largest value measured on the service's flows (an unreachable flow has no
+    latency; its measured loss counts) and ``excess`` = ``worst - bound`` (> 0: over the bound
+    by that much; <= 0: headroom).
+    ``flows`` are the violating flows, unreachable ones first, then worst first;
+    ``unreachable`` of them had no route (an unreachable flow violates every bound).
+    ``measured`` of the service's ``total`` flows were measured in the phase.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    service: str
+    phase: Phase
+    metric: Literal["latency_ms", "loss_pct"]
+    bound: float
+    violated: bool | None
+    worst: float | None = None
+    excess: float | None = None
+    flows: list[str] = Field(default_factory=list)
+    unreachable: int = 0
+    measured: int = 0
+    total: int = 0
+    note: str = ""
+
+
 class ScenarioResult(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,6 +112,8 @@ class ScenarioResult(BaseModel):
     modelled: list[str] = Field(default_factory=list)
     not_modelled: list[str] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
+    #: per service, SLA metric and phase; empty in results written before verdicts existed
+    sla: list[SLAVerdict] = Field(default_factory=list)
 
     def row(self, phase: str) -> KPIRow:
         return self.rows[phase]  # type: ignore[index]

@@ -61,6 +61,10 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     packets when it offered at least :data:`MIN_TRAFFIC_PACKETS` in the window (a policer
     drops full-size packets more than small probes), else its probe loss.  The latency SLA
     is not checked: no propagation delay is emulated without netem.
+    SLA verdicts (:mod:`harness.twin.sla`): per monitored flow and phase, its latency (mean
+    RTT/2 of its probes), its loss (as judged for impacted_nodes above) and its reachability
+    (the unreachable rule); with a monitored *sample* each verdict says how many of the
+    service's flows were measured. The latency SLA is judged only with netem delay.
     cascade_depth: rounds of the cascade phase that induced failures (0: none). Between the
     events' settle and the failure window, every ``cascade_window_s`` the shared Motter–Lai
     rule (:mod:`harness.twin.cascade`) is applied to the loads *measured* on the live
@@ -108,6 +112,7 @@ from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
 from harness.twin.emulation import profile
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
+from harness.twin.sla import FlowSample, judge
 
 #: Ethernet frame of a probe's echo request or reply: ping's default 56-byte payload + ICMP 8
 #: + IPv4 20 + Ethernet 14 bytes.
@@ -136,6 +141,10 @@ MIN_TRAFFIC_PACKETS = 20
 MIN_LAST_PACKETS = 5
 #: Probe loss (share) over a window's last second that counts a pair as unreachable.
 UNREACHABLE_LOSS = 0.95
+#: Why the latency SLA is not judged without netem: the services' latency bounds are built on
+#: the links' propagation delays (:mod:`harness.kg.build`), which only netem emulates.
+NO_DELAY_LATENCY_NOTE = ("not judged: no propagation delay is emulated (no netem), so latency is "
+                         "forwarding and queueing only")
 #: The doctor checks the twin cannot run without (plus every check the doctor marks required).
 REQUIRED_CHECKS = ("root", "Open vSwitch running", "mnexec (Mininet)", "python: os_ken")
 
@@ -562,21 +571,22 @@ class EmulationTwin:
                                          set(fast.results) if fast is not None else set())
         control_plane = control_plane_record(recomputes, [x["injected_at"] for x in timeline], t_inj - 0.05, t_f1)
         probe_loss: dict = {}
+        samples: dict = {}      # per phase, per monitored flow: its SLA sample
         rows = {}
-        rows["baseline"], probe_loss["baseline"] = self._row(
+        rows["baseline"], probe_loss["baseline"], samples["baseline"] = self._row(
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_b1, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net.nominal_rate_mbps(l) for l in kg.links}, set()),
             traffic, rerouted=set(), timed=timed)
         down = set(routers_down(timeline, inj.effects)) | induced_routers
         depth = None if cascade is None else len(cascade["rounds"])
-        rows["failure"], probe_loss["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
+        rows["failure"], probe_loss["failure"], samples["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
                                                            t_first_inj, down, util_f, traffic, rerouted_f, timed,
                                                            cascade_depth=depth)
         if depth is not None:
             rows["baseline"] = rows["baseline"].model_copy(update={"cascade_depth": 0})
         if mitigation:
             util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
-            rows["mitigated"], probe_loss["mitigated"] = self._row(
+            rows["mitigated"], probe_loss["mitigated"], samples["mitigated"] = self._row(
                 kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m)
         # Per-event KPIs: each timeline record's window runs from it to the next record (the
         # last one: to the end of the failure window), measured like the phases.
@@ -588,7 +598,7 @@ class EmulationTwin:
             skip = failed_k | {l for l in kg.links if set(kg.link_ends(l)) & down_k}
             util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
                                       rates_k, skip)
-            row_k, ploss_k = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
+            row_k, ploss_k, _ = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
                                        traffic, rerouted_f, timed)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
@@ -695,8 +705,11 @@ class EmulationTwin:
             "induced_links": [list(r["links"]) for r in (cascade or {}).get("rounds", [])],
             "induced_routers": [list(r["routers"]) for r in (cascade or {}).get("rounds", [])],
         }
+        verdicts = judge(kg, samples, coverage="the emulation's monitored sample of pairs" if sampled else "",
+                         not_measured={} if fid.get("delay") else {"latency_ms": NO_DELAY_LATENCY_NOTE})
         return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
-                              mitigation=mitigation_info, modelled=modelled, not_modelled=not_modelled, meta=meta)
+                              mitigation=mitigation_info, modelled=modelled, not_modelled=not_modelled, meta=meta,
+                              sla=verdicts)
 
     # ------------------------------------------------------------------ cascades
     def _cascade_budget(self) -> float:
@@ -821,8 +834,10 @@ class EmulationTwin:
 
     def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util,
              traffic=None, rerouted: set | None = None, timed: dict | None = None,
-             cascade_depth: int | None = None) -> tuple[KPIRow, float | None]:
-        """The KPI row of window ``[a, b)`` and the window's probe loss (%).
+             cascade_depth: int | None = None) -> tuple[KPIRow, float | None, dict[str, FlowSample]]:
+        """The KPI row of window ``[a, b)``, the window's probe loss (%), and each monitored
+        flow's :class:`~harness.twin.sla.FlowSample` (its mean RTT/2, its loss as judged for
+        ``impacted_nodes``, its reachability).
 
         ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
         sent in ``[a, b)``; with packets, loss is traffic-weighted and a flow's loss and
@@ -833,6 +848,7 @@ class EmulationTwin:
         sent = lost = 0
         lat_pairs = []
         broken: dict[str, bool] = {}
+        samples: dict[str, FlowSample] = {}
         unreachable = 0
         reroute = []
         for f in flows:
@@ -841,8 +857,9 @@ class EmulationTwin:
             s, ok_, rtts = p.window(a, b)
             sent += s
             lost += s - ok_
-            if rtts:
-                lat_pairs.append(sum(rtts) / len(rtts) / 2.0)
+            lat_f = sum(rtts) / len(rtts) / 2.0 if rtts else None
+            if lat_f is not None:
+                lat_pairs.append(lat_f)
             s_last, ok_last, _ = p.window(last, b)
             off_last, got_last = win_last.get((fa["src"], fa["dst"]), (0, 0))
             if off_last >= MIN_LAST_PACKETS:    # one-way, on the flow's own packets
@@ -855,8 +872,9 @@ class EmulationTwin:
             if offered >= MIN_TRAFFIC_PACKETS:     # the flow's own packets, else its probes
                 flow_loss = 100.0 * (offered - got) / offered
             else:
-                flow_loss = 100.0 * (s - ok_) / s if s else 0.0
-            broken[f] = bool(unreach or flow_loss > sla)
+                flow_loss = 100.0 * (s - ok_) / s if s else None
+            broken[f] = bool(unreach or (flow_loss or 0.0) > sla)
+            samples[f] = FlowSample(None if unreach else lat_f, flow_loss, not unreach)
             if trigger is not None and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
                 g = (timed or parsed)[(fa["src"], fa["dst"])].disruption_s(trigger, b)
                 if g is not None:   # a rerouted pair that lost nothing counts with its small gap
@@ -878,7 +896,7 @@ class EmulationTwin:
             max_link_util=round(max(live.values()), 6) if live else None,
             congested_links=len(congested), congested_link_names=congested,
             impacted_nodes=len(impacted), impacted_node_names=sorted(impacted),
-            unreachable_pairs=unreachable, cascade_depth=cascade_depth), probe_loss
+            unreachable_pairs=unreachable, cascade_depth=cascade_depth), probe_loss, samples
 
 
 class Step(NamedTuple):

@@ -11,7 +11,8 @@ latency mean and p95 over reachable flows; loss = lost / offered traffic (%);
 ``impacted_nodes`` = failed routers plus routers most of whose flows (as source or
 destination; more than half) are unreachable or break their service's SLA (latency or loss
 bound) — see :func:`harness.twin.kpi.impacted_routers`; ``unreachable_pairs`` = flows with
-no route. Router forwarding capacities come from the knowledge graph's CPU resources.
+no route. SLA verdicts (:mod:`harness.twin.sla`): every monitored flow's latency, loss and
+reachability per phase, against its service's bounds. Router forwarding capacities come from the knowledge graph's CPU resources.
 Cascades: the Motter–Lai rule of :mod:`harness.twin.cascade` (the emulation applies the same
 rule to its measured loads): an element trips when its load exceeds
 ``min((1 + alpha) × its baseline load, its capacity)``, never below its baseline load.
@@ -42,6 +43,7 @@ from harness.scenario.events.base import EFFECT_KINDS
 from harness.scenario.model import Event, Scenario
 from harness.twin.flow.engine import Demand, EngineConfig, FlowEngine, NetState, Outcome, build
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
+from harness.twin.sla import FlowSample, judge
 
 MODELLED = [
     "shortest-delay routing with ECMP, recomputed after failures",
@@ -155,15 +157,17 @@ class FlowTwin:
         rows = {"baseline": self._row(kg, scenario.id, "baseline", base, base, base),
                 "failure": self._row(kg, scenario.id, "failure", base, failure, base)}
         mitigation_info: dict = {}
+        outcomes = {"baseline": base, "failure": failure}
         if mitigation and mitigation != "none":
             view = failure_view(kg, base, failure, failure_state)
             actions = plan(mitigation, kg, view)
-            mitigated = eng.evaluate(apply_actions(failure_state, actions))
+            mitigated = outcomes["mitigated"] = eng.evaluate(apply_actions(failure_state, actions))
             rows["mitigated"] = self._row(kg, scenario.id, "mitigated", base, mitigated, failure)
             mitigation_info = {"strategy": mitigation, "actions": actions, "view": view.summary(),
                                "notes": outlook(kg, view, actions)}
         return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
                               mitigation=mitigation_info, modelled=MODELLED, not_modelled=NOT_MODELLED,
+                              sla=judge(kg, {ph: flow_samples(o, len(kg.flows)) for ph, o in outcomes.items()}),
                               meta={"elapsed_s": round(time.perf_counter() - t0, 6),
                                     "reroute_model": {"detection_ms": self.reroute.detection_ms,
                                                       "computation_ms": self.reroute.computation_ms,
@@ -212,6 +216,13 @@ def loss_pct(out: Outcome, n: int) -> float:
     """Lost over offered traffic of the first ``n`` (monitored) demands, percent."""
     total = float(out.offered_mbps[:n].sum())
     return round(100 * lost_mbps(out, n) / total, 6) if total else 0.0
+
+
+def flow_samples(out: Outcome, n: int) -> dict[str, FlowSample]:
+    """Per monitored flow (the first ``n`` demands): its latency, loss and reachability in
+    ``out``, for :func:`harness.twin.sla.judge` (every flow is measured)."""
+    lat, loss, reach = out.latency_ms[:n].tolist(), (out.loss_fraction[:n] * 100).tolist(), out.reachable[:n].tolist()
+    return {f: FlowSample(lat[i] if reach[i] else None, loss[i], reach[i]) for i, f in enumerate(out.demand_ids[:n])}
 
 
 def sla_bounds(kg: KnowledgeGraph, flows) -> tuple[np.ndarray, np.ndarray]:
