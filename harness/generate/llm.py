@@ -10,6 +10,10 @@ for a 0..600 field); on vLLM and other OpenAI-compatible servers as
 ``response_format: {"type": "json_schema", …}``. A last call asks for a one-sentence
 description of the scenario.
 
+At any graph size each step offers at most ``shortlist_limit`` (type, target) pairs, every one
+admissible: the previous events' causal neighbourhood, the most critical elements, and a seeded
+exploration share (:mod:`harness.generate.shortlist`; recorded in the provenance).
+
 The prompt carries the knowledge-graph context of the last target (its neighbours, the flows
 and SRLGs through it, loads and headroom), the operator's constraints (allowed event types,
 number of events, horizon), and feedback from earlier results (what hurt most, what
@@ -39,6 +43,7 @@ from pydantic import ValidationError
 
 from harness.errors import LLMError
 from harness.generate.base import Feedback, GenState, scenario_id
+from harness.generate.shortlist import DEFAULT_LIMIT, shortlist
 from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
@@ -140,6 +145,8 @@ class LLMGenerator:
     max_attempts: int = 3
     max_tokens: int = 96
     compact_grammar: bool | None = None  # None: on for the embedded server, off for remote servers
+    #: candidate (type, target) pairs offered per step at most (:mod:`harness.generate.shortlist`)
+    shortlist_limit: int = DEFAULT_LIMIT
     name: str = "llm"
     records: list[dict] = field(default_factory=list, init=False)
     _server: object = field(default=None, init=False, repr=False)
@@ -197,11 +204,16 @@ class LLMGenerator:
         prompts: list[str] = []
         tokens = attempts = 0
         failed = False
+        offered: list[dict] = []
         for step in range(count):
             t_min = events[-1].timestamp if events else 0.0
             options = self._options(kg, events, t_min, allowed)
             if not options:
                 break
+            short = shortlist(kg, options, events, seed=rng.randrange(2**31), limit=self.shortlist_limit,
+                              use_kg=self.use_kg)
+            options = short.options
+            offered.append(short.record())
             prompt = self._prompt(kg, state, feedback, events, options, count, step)
             prompts.append(prompt)
             event = None
@@ -233,7 +245,7 @@ class LLMGenerator:
             provenance=Provenance(generator=self.label, model=record["model"], seed=seed, iteration=state.iteration,
                                   prompt_hash=record["prompt_hash"],
                                   extra={"temperature": self.temperature, "tokens": record["tokens"],
-                                         "attempts": attempts}))
+                                         "attempts": attempts, "shortlist": offered}))
         record["id"] = scenario.id     # its verdict is the validator's, at the edge (the campaign loop)
         self.records.append(record)
         return scenario

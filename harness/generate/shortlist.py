@@ -1,0 +1,148 @@
+"""A bounded set of candidate events per generation step, whatever the graph's size.
+
+Constrained decoding enumerates the admissible targets in the grammar or JSON schema. On
+``as:5000`` (5,000 routers, 9,854 links) that is ~14,000-45,000 targets per step: the grammar
+alone took the embedded model past 600 s for two scenarios. :func:`shortlist` keeps at most
+``limit`` (type, target) pairs, every one still admissible (it only removes), from three sources:
+
+* **the causal neighbourhood** of the events so far (:data:`NEIGHBOUR_SHARE`): the previous
+  targets' routers and links, their neighbours, and the links sharing a risk group with
+  them — where a multi-step chain goes next;
+* **criticality** (the rest): an element's share of the traffic matrix — the demand of the
+  flows whose paths cross it (a router: transit and delivered, a link: carried, an SRLG: its
+  links together) — with bridges first (a cut there disconnects the graph);
+* **exploration** (:data:`EXPLORE_SHARE`): a seeded uniform sample of the remaining
+  admissible targets, so the search is not confined to the ranking.
+
+The budget is split evenly over the admissible event types. The knowledge-graph-free ablation
+(``use_kg=False``) gets the same bound from a uniform sample only: it knows no loads.
+The shortlist and its size go into each scenario's provenance.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from harness.kg.model import KnowledgeGraph, nid
+from harness.scenario import types as event_types
+
+#: Pairs offered per step at most: a grammar of 64 targets costs the embedded model no more
+#: than Abilene's full admissible set (~100 pairs) did.
+DEFAULT_LIMIT = 64
+#: Share of each type's budget for the previous events' neighbourhood (multi-step chains).
+NEIGHBOUR_SHARE = 0.35
+#: Share of each type's budget drawn uniformly from the rest (exploration).
+EXPLORE_SHARE = 0.15
+
+#: id(kg) -> (kg, scores); the kg is held so its id is not reused while cached.
+_SCORES: dict[int, tuple[KnowledgeGraph, dict]] = {}
+
+
+@dataclass(frozen=True)
+class Shortlist:
+    options: dict[str, list[str]]
+    admissible: int                       # pairs before the shortlist
+    sources: dict[str, int] = field(default_factory=dict)   # neighbourhood / critical / explore
+
+    @property
+    def size(self) -> int:
+        return sum(len(v) for v in self.options.values())
+
+    def record(self) -> dict:
+        return {"admissible": self.admissible, "offered": self.size, **self.sources}
+
+
+def scores(kg: KnowledgeGraph) -> dict[str, dict[str, float]]:
+    """Per kind (router, link, srlg): each element's criticality (Mbit/s of demand through it,
+    bridges lifted above every other link). Computed once per knowledge graph."""
+    hit = _SCORES.get(id(kg))
+    if hit is not None and hit[0] is kg:
+        return hit[1]
+    router = dict.fromkeys(kg.routers, 0.0)
+    link = dict.fromkeys(kg.links, 0.0)
+    for f in kg.flows:
+        a = kg.attrs("flow", f)
+        d = float(a["demand_mbps"])
+        for r in a["path"][1:]:
+            router[r] = router.get(r, 0.0) + d
+        for l in a["links"]:
+            link[l] = link.get(l, 0.0) + d
+    top = max(link.values(), default=0.0) + 1.0
+    topo = kg.topology
+    for u, v in nx.bridges(topo):
+        link[topo.edges[u, v]["id"]] += top
+    srlg = {s: sum(link.get(l, 0.0) for l in kg.attrs("srlg", s)["links"]) for s in kg.srlgs}
+    out = {"router": router, "link": link, "srlg": srlg}
+    if len(_SCORES) >= 8:
+        _SCORES.pop(next(iter(_SCORES)))
+    _SCORES[id(kg)] = (kg, out)
+    return out
+
+
+def neighbourhood(kg: KnowledgeGraph, events) -> set[str]:
+    """Names near the events' targets: their routers and links, the routers' neighbours and
+    links, and links sharing a risk group with any of those links."""
+    topo = kg.topology
+    routers: set[str] = set()
+    links: set[str] = set()
+    for e in events:
+        t = e.target
+        if kg.has("link", t):
+            links.add(t)
+            routers |= set(kg.link_ends(t))
+        elif kg.has("router", t):
+            routers.add(t)
+        elif kg.has("srlg", t):
+            for l in kg.attrs("srlg", t)["links"]:
+                links.add(l)
+                routers |= set(kg.link_ends(l))
+    for r in list(routers):
+        for n in topo.neighbors(r):
+            routers.add(n)
+            links.add(topo.edges[r, n]["id"])
+    srlgs = {s.removeprefix("srlg:") for l in links for s in kg.related(nid("link", l), "shares_risk")}
+    for s in srlgs:
+        links |= set(kg.attrs("srlg", s)["links"])
+    return routers | links | srlgs
+
+
+def shortlist(kg: KnowledgeGraph, options: dict[str, list[str]], events=(), *, seed: int = 0,
+              limit: int = DEFAULT_LIMIT, use_kg: bool = True) -> Shortlist:
+    """At most ``limit`` of the admissible ``options`` ({event type: [targets]})."""
+    total = sum(len(v) for v in options.values())
+    if total <= limit:
+        return Shortlist(dict(options), total, {"all": total})
+    rng = random.Random(f"shortlist:{seed}:{len(events)}")
+    budget = max(1, limit // max(1, len(options)))
+    near = neighbourhood(kg, events) if (use_kg and events) else set()
+    score = scores(kg) if use_kg else {}
+    counts = {"neighbourhood": 0, "critical": 0, "explore": 0}
+    out: dict[str, list[str]] = {}
+    for et, targets in options.items():
+        if len(targets) <= budget:
+            out[et] = list(targets)
+            counts["critical"] += len(targets)
+            continue
+        if not use_kg:
+            out[et] = rng.sample(list(targets), budget)
+            counts["explore"] += budget
+            continue
+        s = score.get(event_types.get(et).target_kind, {})
+        ranked = sorted(targets, key=lambda t: (-s.get(t, 0.0), t))
+        n_near = math.ceil(budget * NEIGHBOUR_SHARE) if near else 0
+        n_explore = max(1, math.floor(budget * EXPLORE_SHARE)) if budget >= 4 else 0
+        chosen = [t for t in ranked if t in near][:n_near]
+        counts["neighbourhood"] += len(chosen)
+        taken = set(chosen)
+        crit = [t for t in ranked if t not in taken][:budget - len(chosen) - n_explore]
+        counts["critical"] += len(crit)
+        taken |= set(crit)
+        rest = [t for t in targets if t not in taken]
+        extra = rng.sample(rest, min(len(rest), budget - len(taken)))
+        counts["explore"] += len(extra)
+        out[et] = chosen + crit + extra
+    return Shortlist(out, total, counts)

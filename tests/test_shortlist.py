@@ -1,0 +1,55 @@
+"""The bounded per-step candidate set of LLM generation (harness.generate.shortlist)."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from harness.generate.shortlist import neighbourhood, scores, shortlist
+from harness.kg import build_kg, kg_from_ref
+from harness.scenario.causal import admissible_events
+from harness.scenario.model import Event
+
+
+def test_small_graphs_are_offered_whole(abilene_kg):
+    opts = admissible_events(abilene_kg, [])
+    s = shortlist(abilene_kg, opts, limit=10_000)
+    assert s.options == opts and s.size == s.admissible
+
+
+def test_bounded_admissible_and_deterministic():
+    kg = kg_from_ref("as:800", seed=1)
+    ev = [Event(event_type="fiber_link_failure", target=kg.links[5], timestamp=10.0, severity="high")]
+    opts = admissible_events(kg, ev, at=20.0)
+    assert sum(map(len, opts.values())) > 1000
+    a = shortlist(kg, opts, ev, seed=3, limit=64)
+    assert a.size <= 64 and a.admissible == sum(map(len, opts.values()))
+    for et, targets in a.options.items():
+        assert set(targets) <= set(opts[et]) and len(set(targets)) == len(targets)
+    assert a == shortlist(kg, opts, ev, seed=3, limit=64)
+    assert a.options != shortlist(kg, opts, ev, seed=4, limit=64).options    # the exploration share moves
+    rec = a.record()
+    assert rec["offered"] == a.size and rec["neighbourhood"] > 0 and rec["critical"] > 0 and rec["explore"] > 0
+    near = neighbourhood(kg, ev)
+    assert any(t in near for ts in a.options.values() for t in ts)
+
+
+def test_critical_elements_and_bridges_rank_first():
+    # a ring with a tail: the tail link is a bridge, and the ring link carrying most demand
+    # ranks next
+    g = nx.Graph()
+    for u, v in [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A"), ("D", "E")]:
+        g.add_edge(u, v, delay_ms=1.0, capacity_mbps=1000.0)
+    kg = build_kg(g)
+    sc = scores(kg)
+    bridge = next(l for l in kg.links if set(kg.link_ends(l)) == {"D", "E"})
+    assert max(sc["link"], key=sc["link"].get) == bridge
+    opts = {"fiber_link_failure": kg.links}
+    s = shortlist(kg, opts, limit=2)
+    assert s.options["fiber_link_failure"][0] == bridge
+
+
+def test_the_kg_free_ablation_samples_uniformly():
+    kg = kg_from_ref("as:800", seed=1)
+    opts = admissible_events(kg, [])
+    s = shortlist(kg, opts, seed=1, limit=40, use_kg=False)
+    assert s.size <= 40 and s.sources["explore"] == s.size
