@@ -3,7 +3,9 @@
 Step-wise: for each next event, :func:`harness.kg.admissible_events` gives the admissible
 ``{event_type: [targets]}`` given the events so far; the model is asked for exactly one
 event under a JSON schema whose branches (``anyOf``, one per admissible event type) enumerate
-exactly that type's admissible targets, with a bounded timestamp and a severity enum. On the
+exactly that type's admissible targets, with a timestamp bounded to leave a measurable tail of
+the horizon (:func:`~harness.scenario.model.latest_event_time`, which the validator applies
+too) and a severity enum. On the
 embedded llama.cpp server the schema is sent as a compact GBNF grammar (no free whitespace:
 a 135M model otherwise spends its token budget on indentation and wrote 13-digit timestamps
 for a 0..600 field); on vLLM and other OpenAI-compatible servers as
@@ -41,13 +43,12 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from harness.errors import LLMError
 from harness.generate.base import Feedback, GenState, scenario_id
 from harness.generate.shortlist import DEFAULT_LIMIT, shortlist
 from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
-from harness.scenario.model import Event, Provenance, Scenario
+from harness.scenario.model import Event, Provenance, Scenario, latest_event_time
 
 SEVERITIES = ["low", "medium", "high"]
 SYSTEM = ("You are a network resilience engineer writing failure scenarios for a telecom network "
@@ -219,10 +220,11 @@ class LLMGenerator:
             event = None
             for attempt in range(self.max_attempts):
                 attempts += 1
-                schema = event_schema(options, t_min, state.horizon_s) if self.constrained else None
+                latest = latest_event_time(state.horizon_s)
+                schema = event_schema(options, t_min, latest) if self.constrained else None
                 completion = self._complete(prompt, schema, seed=rng.randrange(2**31))
                 tokens += completion.prompt_tokens + completion.completion_tokens
-                event = self._to_event(completion.text, t_min, state.horizon_s)
+                event = self._to_event(completion.text, t_min, latest)
                 if event is not None:
                     break
             if event is None:
@@ -237,7 +239,7 @@ class LLMGenerator:
             record["reason"] = "the model's output could not be read as an event"
             self.records.append(record)
             return None
-        description, more = self._describe(kg, events, seed=rng.randrange(2**31))
+        description, more, described_by = self._describe(kg, events, seed=rng.randrange(2**31))
         record["tokens"] += more
         scenario = Scenario(
             id=scenario_id("llm", state.topology, record["prompt_hash"], seed, state.iteration, k),
@@ -245,7 +247,8 @@ class LLMGenerator:
             provenance=Provenance(generator=self.label, model=record["model"], seed=seed, iteration=state.iteration,
                                   prompt_hash=record["prompt_hash"],
                                   extra={"temperature": self.temperature, "tokens": record["tokens"],
-                                         "attempts": attempts, "shortlist": offered}))
+                                         "attempts": attempts, "shortlist": offered,
+                                         "description": described_by}))
         record["id"] = scenario.id     # its verdict is the validator's, at the edge (the campaign loop)
         self.records.append(record)
         return scenario
@@ -303,16 +306,42 @@ class LLMGenerator:
             event = event.model_copy(update={"timestamp": min(max(event.timestamp, t_min), horizon)})
         return event
 
-    def _describe(self, kg, events: list[Event], seed: int) -> tuple[str, int]:
+    def _describe(self, kg, events: list[Event], seed: int) -> tuple[str, int, str]:
+        """The scenario's one-sentence description, the tokens it cost, and its source: the
+        model's sentence when :func:`supported` by the events, else one derived from them."""
         summary = "; ".join(f"{e.event_type} on {e.target} at {e.timestamp:g} s ({e.severity})" for e in events)
         prompt = (f"Describe this failure scenario on {kg.name} in one sentence for an operator: {summary}. "
                   'Reply as {"description": "..."}.')
-        try:
-            c = self._complete(prompt, DESCRIPTION_SCHEMA if self.constrained else None, seed)
-        except LLMError:
-            raise
+        c = self._complete(prompt, DESCRIPTION_SCHEMA if self.constrained else None, seed)
         data = parse_event(c.text) or {}
         text = str(data.get("description") or "").strip()
-        if not text:
-            text = f"Scenario: {summary}."
-        return text[:300], c.prompt_tokens + c.completion_tokens
+        tokens = c.prompt_tokens + c.completion_tokens
+        if supported(text, events):
+            return text[:300], tokens, "model"
+        return derived_description(kg, events), tokens, "derived"
+
+
+def derived_description(kg: KnowledgeGraph, events: list[Event]) -> str:
+    """A description that says exactly what the events do, in order."""
+    parts = [f"{e.event_type.replace('_', ' ')} on {e.target} at {e.timestamp:g} s ({e.severity})" for e in events]
+    head = parts[0][0].upper() + parts[0][1:]
+    rest = "".join(f", then {p}" for p in parts[1:])
+    return f"{head}{rest} on {kg.name}."[:300]
+
+
+#: Text a description must not contain: template or markup debris (a real vLLM answer was
+#: "{{#type:tblFlapse}}").
+_DEBRIS = re.compile(r"[{}<>#\[\]|]|\bnull\b|\bundefined\b")
+
+
+def _norm(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "", text.lower())
+
+
+def supported(text: str, events: list[Event]) -> bool:
+    """Does a model's description stand on the events: a sentence (10-300 characters, no
+    template debris) that names every event's target (case, spaces and punctuation ignored)?"""
+    if not 10 <= len(text) <= 300 or _DEBRIS.search(text):
+        return False
+    flat = _norm(text)
+    return all(_norm(e.target) in flat for e in events)

@@ -19,7 +19,7 @@ from harness.generate.base import Feedback, GenState, scenario_id
 from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph
 from harness.scenario import types as event_types
-from harness.scenario.model import Event, Provenance, Scenario
+from harness.scenario.model import Event, Provenance, Scenario, MEASURE_TAIL_S
 from harness.scenario.validate import check_scenario
 
 OPERATORS = ("surge", "simultaneous", "extend", "reorder", "stress")
@@ -94,7 +94,7 @@ class MutateGenerator:
             child = Scenario(
                 id=scenario_id("mutate", parent.id, op, attempts, seed, state.iteration),
                 description=f"{parent.description} Mutated ({op}).".strip()[:2000],
-                topology=parent.topology or state.topology, horizon_s=max(parent.horizon_s, events[-1].timestamp),
+                topology=parent.topology or state.topology, horizon_s=max(parent.horizon_s, events[-1].timestamp + MEASURE_TAIL_S),
                 events=events,
                 provenance=Provenance(generator=self.name, seed=seed, iteration=state.iteration,
                                       extra={"parent": parent.id, "operator": op}))

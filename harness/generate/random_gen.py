@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from harness.generate.base import Feedback, GenState, scenario_id
 from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph
-from harness.scenario.model import Event, Provenance, Scenario
+from harness.scenario.model import Event, Provenance, Scenario, latest_event_time
 
 SEVERITIES = ("low", "medium", "high")
 
@@ -19,7 +19,7 @@ def random_events(kg: KnowledgeGraph, rng: random.Random, count: int, horizon_s:
     events: list[Event] = []
     t = 0.0
     for _ in range(count):
-        t = round(min(horizon_s, t + rng.uniform(1.0, horizon_s / (2 * count))), 3)
+        t = round(min(latest_event_time(horizon_s), t + rng.uniform(1.0, horizon_s / (2 * count))), 3)
         options = admissible_events(kg, events, at=t, event_types=event_types)
         if not options:
             break

@@ -17,6 +17,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Severity = Literal["low", "medium", "high"]
 DEFAULT_HORIZON_S = 600.0
+#: Every event leaves at least this much of the horizon after it, so that its effect can be
+#: measured: ``min(MEASURE_TAIL_S, MEASURE_TAIL_SHARE x horizon)`` (:func:`latest_event_time`).
+#: 30 s is one sample of a 30 s streaming-telemetry interval, a common setting — a modelling
+#: choice, not a measurement; the share keeps short test horizons usable. (A model wrote a
+#: router failure at t = 600 s of a 600 s horizon: nothing left to measure, issue 14.)
+MEASURE_TAIL_S = 30.0
+MEASURE_TAIL_SHARE = 0.05
+
+
+def latest_event_time(horizon_s: float) -> float:
+    """The latest timestamp an event may have in a scenario of ``horizon_s`` seconds."""
+    return horizon_s - min(MEASURE_TAIL_S, MEASURE_TAIL_SHARE * horizon_s)
 
 
 class Event(BaseModel):

@@ -21,7 +21,8 @@ A scenario is *causally valid* on a knowledge graph when its events, taken in or
   already in that state, no source router that is down. Events with ``duration_s`` end at
   ``timestamp + duration_s``, after which the element is alive again.
 
-**R3-time**  Timestamps are non-decreasing and within ``[0, horizon_s]``.
+**R3-time**  Timestamps are non-decreasing and within ``[0, latest_event_time(horizon_s)]``: each event leaves
+            a measurable tail of the horizon (:data:`harness.scenario.model.MEASURE_TAIL_S`).
 
 **R4-causal**  Every event after the first is causally connected to an earlier one through
   the knowledge graph, unless it declares ``independent: true`` (a new root). Connected
@@ -53,7 +54,7 @@ from harness.scenario.causal import R1, R3, R4, CausalState
 from harness.kg.model import KnowledgeGraph
 from harness.kg.names import resolve, suggest
 from harness.scenario import types
-from harness.scenario.model import Event, Scenario
+from harness.scenario.model import Event, Scenario, latest_event_time
 
 SCHEMA = "schema"
 
@@ -119,6 +120,11 @@ def check_scenario(kg: KnowledgeGraph, data: Scenario | dict) -> Scenario | list
             reasons.append(Reason(i, R3, f"timestamp {event.timestamp} s is before the previous event's {last_t} s"))
         if event.timestamp > scenario.horizon_s:
             reasons.append(Reason(i, R3, f"timestamp {event.timestamp} s is beyond the horizon of {scenario.horizon_s} s"))
+        elif event.timestamp > latest_event_time(scenario.horizon_s):
+            reasons.append(Reason(i, R3, f"timestamp {event.timestamp} s leaves less than "
+                                         f"{scenario.horizon_s - latest_event_time(scenario.horizon_s):g} s of the "
+                                         f"{scenario.horizon_s:g} s horizon to measure its effect (latest: "
+                                         f"{latest_event_time(scenario.horizon_s):g} s)"))
         last_t = max(last_t, event.timestamp)
         if target_problems:
             continue
