@@ -227,3 +227,31 @@ def test_fit_reroute_by_hand():
                           "gap_ms_max": 14.0}
     with pytest.raises(Exception, match="no emulation result"):
         fit_reroute([SimpleNamespace(twin="flow", meta={})])
+
+
+def test_sweep_over_links_routers_and_srlgs_up_to_k(abilene_kg):
+    """The exhaustive worst case at an attack budget: every combination of up to k elements."""
+    import math
+
+    import pytest
+
+    from harness.errors import ConfigError
+    from harness.twin.sweep import elements, sweep
+
+    els = elements(abilene_kg, ("link", "router"))
+    assert len(els) == len(abilene_kg.links) + len(abilene_kg.routers) == 25
+    rows = sweep(abilene_kg, 2, kinds=("link", "router"))
+    assert len(rows) == 25 + math.comb(25, 2)
+    assert {len(r["elements"]) for r in rows} == {1, 2}
+    assert [r["loss_pct"] for r in rows] == sorted((r["loss_pct"] for r in rows), reverse=True)
+    # the up-to-2 sweep includes the singles, so its worst is at least the worst single failure
+    singles = sweep(abilene_kg, 1, kinds=("link", "router"))
+    assert rows[0]["loss_pct"] >= singles[0]["loss_pct"]
+    router_rows = [r for r in rows if r["elements"] == ["router:Houston"]]
+    assert router_rows and router_rows[0]["routers"] == ["Houston"] and router_rows[0]["links"] == []
+    pairs = sweep(abilene_kg, 2, exactly=True)
+    assert len(pairs) == math.comb(14, 2) and all(len(r["links"]) == 2 for r in pairs)
+    with pytest.raises(ConfigError, match="sweep kinds must be among"):
+        sweep(abilene_kg, 1, kinds=("cable",))
+    with pytest.raises(ConfigError, match="more than 2,000,000"):
+        sweep(abilene_kg, 9, kinds=("link", "router"))

@@ -131,13 +131,19 @@ def _fmt(v) -> str:
 
 @click.command("sweep")
 @click.option("--topology", required=True, help="Topology NAME|FILE.")
-@click.option("--k", type=click.Choice(["1", "2"]), default="1", show_default=True, help="Links cut at once.")
+@click.option("--k", type=click.IntRange(1, 4), default=1, show_default=True,
+              help="Elements failed at once: every combination of up to K (the attack budget).")
+@click.option("--kinds", default="link", show_default=True, metavar="KIND[,KIND]",
+              help="What fails: link, router, srlg (comma-separated).")
+@click.option("--exactly", is_flag=True, help="Only combinations of exactly K elements.")
 @click.option("--twin", "twin_name", type=click.Choice(["flow"]), default="flow", show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top", default=15, show_default=True, help="Rows to print.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write every row as JSONL.")
-def sweep_cmd(topology: str, k: str, twin_name: str, seed: int, top: int, output: str | None) -> None:
-    """All single (or pair) link failures, ranked by impact."""
+def sweep_cmd(topology: str, k: int, kinds: str, exactly: bool, twin_name: str, seed: int, top: int,
+              output: str | None) -> None:
+    """Every combination of up to K failed links (or routers, SRLGs), ranked by impact: the
+    exhaustive worst case at that attack budget."""
     from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
 
     from harness.cli.progress import progress_bar
@@ -147,11 +153,12 @@ def sweep_cmd(topology: str, k: str, twin_name: str, seed: int, top: int, output
     with progress_bar(TextColumn("sweep"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                       TimeRemainingColumn(), transient=True) as bar:
         task = bar.add_task("sweep", total=None)
-        rows = sweep(kg, int(k), progress=lambda i, n: bar.update(task, completed=i, total=n))
+        rows = sweep(kg, k, kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()), exactly=exactly,
+                     progress=lambda i, n: bar.update(task, completed=i, total=n))
     click.echo(f"{len(rows)} failure sets on {topology}, worst first")
-    click.echo(f"  {'links':<40}{'loss %':>9}{'unreach':>9}{'impacted':>9}{'max util':>9}{'cascade':>8}")
+    click.echo(f"  {'failed':<40}{'loss %':>9}{'unreach':>9}{'impacted':>9}{'max util':>9}{'cascade':>8}")
     for r in rows[:top]:
-        click.echo(f"  {' + '.join(r['links']):<40}{r['loss_pct']:>9.3f}{r['unreachable_pairs']:>9}"
+        click.echo(f"  {' + '.join(r['elements']):<40}{r['loss_pct']:>9.3f}{r['unreachable_pairs']:>9}"
                    f"{r['impacted_nodes']:>9}{r['max_link_util']:>9.3f}{r['cascade_depth']:>8}")
     if output:
         atomic_write(Path(output), "".join(json.dumps(r) + "\n" for r in rows))
