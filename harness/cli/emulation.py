@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ def controller(topology_ref: str, ofp_port: int, api_port: int, bw_scale: float 
     from harness.twin.emulation.plan import NetworkPlan
 
     graph = load_topology(topology_ref)
+    made = run_dir is None                    # a directory made here is removed on the way out
     rd = Path(run_dir or tempfile.mkdtemp(prefix="ani-controller-"))
     rd.mkdir(parents=True, exist_ok=True)
     scale = bw_scale or DEFAULT_BW_SCALE
@@ -53,6 +55,8 @@ def controller(topology_ref: str, ofp_port: int, api_port: int, bw_scale: float 
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if made:
+            shutil.rmtree(rd, ignore_errors=True)
     if rc not in (0, -2, -15, 130):
         raise ControllerError(f"the controller exited with code {rc}")
 

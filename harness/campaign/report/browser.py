@@ -97,7 +97,12 @@ class Chromium:
                 os.close(fd)
             except OSError:
                 pass
-        shutil.rmtree(self._profile, ignore_errors=True)
+        # chromium's helper processes may still write into the profile as the browser exits
+        for _ in range(20):
+            shutil.rmtree(self._profile, ignore_errors=True)
+            if not os.path.exists(self._profile):
+                break
+            time.sleep(0.1)
 
     # ------------------------------------------------------------------ protocol
     def _call(self, method: str, params: dict, in_page: bool = False) -> dict:
