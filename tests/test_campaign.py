@@ -183,3 +183,26 @@ def test_shipped_campaign_specs_parse():
     assert specs
     for p in specs:
         load_spec(p)
+
+
+def test_operator_scope_holds_for_every_arm(tmp_path):
+    """event_types and max_events bound every arm: the random generator draws inside the scope,
+    and a proposal outside it (the rule arm's router failures, mutate's added events) is rejected
+    with the rule ``scope`` before anything runs."""
+    from harness.campaign import parse_spec
+
+    spec = parse_spec({"name": "scoped", "topology": "topozoo/Abilene",
+                       "generators": [{"generator": "random"}, {"generator": "rule"}, {"generator": "mutate"}],
+                       "budget": {"iterations": 2, "per_iteration": 8}, "mitigation": ["none"],
+                       "event_types": ["fiber_link_failure"], "max_events": 1, "seed": 3})
+    run_campaign(tmp_path / "c", spec)
+    store = CampaignStore(tmp_path / "c")
+    from harness.scenario.model import Scenario
+
+    accepted = [Scenario.model_validate(r["scenario"]) for r in store.scenarios()]
+    assert accepted and all(len(s.events) == 1 and s.events[0].event_type == "fiber_link_failure" for s in accepted)
+    scoped = [r for r in store.rejected() if any(x["rule"] == "scope" for x in r["reasons"])]
+    assert any(r["label"] == "rule" for r in scoped)
+    assert any("outside the campaign's event_types" in x["message"] for r in scoped for x in r["reasons"])
+    with pytest.raises(CampaignError, match="unknown event type 'cable_cut'"):
+        parse_spec({**spec.model_dump(mode="json"), "event_types": ["cable_cut"]})

@@ -37,10 +37,13 @@ from harness.generate.registry import make_arm
 from harness.kg import build_kg
 from harness.kg.model import KnowledgeGraph
 from harness.scenario.model import Scenario
-from harness.scenario.validate import check_scenario
+from harness.scenario.validate import Reason, check_scenario
 from harness.topology import load_topology
 from harness.twin import make_twin
 from harness.twin.kpi import ScenarioResult
+
+#: Rule of a proposal outside the operator's scope (spec event_types, max_events).
+SCOPE = "scope"
 
 Progress = Callable[[str, int, int], None]
 Job = tuple[Scenario, "str | None"]   # a scenario and the mitigation strategy to pass the twin (None: none)
@@ -165,7 +168,7 @@ def run_campaign(root: str | Path, spec: CampaignSpec | None = None, *, resume: 
                 note(f"iteration {it + 1}/{spec.budget.iterations}: {label} proposes", it * len(arms) + j, total_units)
                 proposals = _proposals(store, kg, spec, arm, it, generators, llm_server)
                 summary.proposed += len(proposals["scenarios"])
-                accepted = _validate(store, kg, arm, it, proposals["scenarios"])
+                accepted = _validate(store, kg, arm, it, proposals["scenarios"], spec)
                 summary.accepted += len(accepted)
                 summary.rejected += len(proposals["scenarios"]) - len(accepted)
                 _run_twin(store, runner, "flow", kg, [(label, s) for s in accepted], it, spec.mitigation, summary,
@@ -233,7 +236,7 @@ def _proposals(store: CampaignStore, kg, spec: CampaignSpec, arm: GeneratorArm, 
     history = [Scenario.model_validate(r["scenario"]) for r in store.scenarios()
                if r["label"] == arm.label or arm.generator == "mutate"]
     state = GenState(topology=spec.topology, iteration=it, history=history, max_events=spec.max_events,
-                     horizon_s=spec.horizon_s)
+                     horizon_s=spec.horizon_s, event_types=spec.event_types)
     feedback = build_feedback({r["scenario"]["id"]: r for r in store.scenarios()},
                               [mr for mr in store.results()], store.rejected(), arm.label)
     before = len(getattr(gen, "records", []))
@@ -262,8 +265,27 @@ def _unit_id(store: CampaignStore, data: dict, label: str, it: int, k: int) -> s
     return sid
 
 
-def _validate(store: CampaignStore, kg, arm: GeneratorArm, it: int, raw: list[dict]) -> list[Scenario]:
-    """Accept or reject each proposal once; stored verdicts are reused on resume."""
+def scope_reasons(spec: CampaignSpec, data: dict) -> list[Reason]:
+    """Where a proposal leaves the operator's scope: more events than ``max_events`` (the
+    attack budget) or an event type outside ``event_types``."""
+    events = data.get("events") if isinstance(data.get("events"), list) else []
+    out = []
+    if len(events) > spec.max_events:
+        out.append(Reason(None, SCOPE, f"{len(events)} events exceed the campaign's attack budget of "
+                                       f"max_events={spec.max_events}"))
+    if spec.event_types is not None:
+        for i, e in enumerate(events):
+            et = e.get("event_type") if isinstance(e, dict) else None
+            if et not in spec.event_types:
+                out.append(Reason(i, SCOPE, f"event type {et!r} is outside the campaign's event_types "
+                                            f"({', '.join(spec.event_types)})"))
+    return out
+
+
+def _validate(store: CampaignStore, kg, arm: GeneratorArm, it: int, raw: list[dict],
+              spec: CampaignSpec) -> list[Scenario]:
+    """Accept or reject each proposal once (the operator's scope, then the causal validator);
+    stored verdicts are reused on resume."""
     accepted = []
     for k, data in enumerate(raw):
         sid = _unit_id(store, data, arm.label, it, k)
@@ -274,7 +296,7 @@ def _validate(store: CampaignStore, kg, arm: GeneratorArm, it: int, raw: list[di
         if store.has(rel_bad):
             continue
         data = {**data, "id": sid}
-        verdict = check_scenario(kg, data)
+        verdict = scope_reasons(spec, data) or check_scenario(kg, data)
         if isinstance(verdict, Scenario):
             store.write_unit(rel_ok, {"label": arm.label, "iteration": it, "scenario": verdict.model_dump(mode="json")})
             accepted.append(verdict)

@@ -16,7 +16,8 @@ Strict: unknown keys are refused, values are validated, defaults live here::
     budget: {iterations: 2, per_iteration: 3}
     twins: {flow: true, emulation: {top_k: 1, sample: 1}}
     mitigation: [auto]
-    max_events: 3
+    event_types: [fiber_link_failure, router_failure]   # the operator's scope (default: every type)
+    max_events: 3                     # ... and the attack budget: events per scenario
     horizon_s: 600
     seed: 1
     llm: {url: null, model: null, temperature: 0.7}   # null url: the embedded model
@@ -99,6 +100,10 @@ class CampaignSpec(_Strict):
     budget: Budget = Field(default_factory=Budget)
     twins: Twins = Field(default_factory=Twins)
     mitigation: list[str] = Field(default_factory=lambda: ["auto"], min_length=1)
+    #: The operator's scope: the event types generators may use (default: all) and, with
+    #: ``max_events``, the attack budget. Proposals outside it are rejected (rule ``scope``),
+    #: whichever arm made them, so arms compare at the same budget.
+    event_types: list[str] | None = Field(default=None, min_length=1)
     max_events: int = Field(default=3, ge=1, le=20)
     horizon_s: float = Field(default=600.0, gt=0)
     seed: int = 0
@@ -113,6 +118,13 @@ class CampaignSpec(_Strict):
         dup = sorted({l for l in labels if labels.count(l) > 1})
         if dup:
             raise ValueError(f"generator labels must be unique; repeated: {', '.join(dup)} (set label:)")
+        if self.event_types is not None:
+            from harness.scenario import types as event_types
+
+            unknown = [t for t in self.event_types if t not in event_types.names()]
+            if unknown:
+                raise ValueError(f"unknown event type {unknown[0]!r} in event_types; choose from "
+                                 f"{', '.join(event_types.names())}")
         bad = [m for m in self.mitigation if m != "none" and m not in STRATEGIES]
         if bad:
             raise ValueError(f"unknown mitigation {bad[0]!r}; choose from none, {', '.join(STRATEGIES)}")
