@@ -159,11 +159,12 @@ def test_report_lists_rejected_proposals_with_reasons(campaign_dir, tmp_path, ab
     root = tmp_path / "c"
     shutil.copytree(campaign_dir, root)
     store = CampaignStore(root)
-    arm = parse_spec({"name": "x", "topology": "topozoo/Abilene", "generators": [{"generator": "rule"}]}).generators[0]
+    spec = parse_spec({"name": "x", "topology": "topozoo/Abilene", "generators": [{"generator": "rule"}]})
+    arm = spec.generators[0]
     bad = {"id": "bad-1", "topology": "topozoo/Abilene", "events": [
         {"event_type": "fiber_link_failure", "target": "Denver-KansasCity", "timestamp": 10},
         {"event_type": "fiber_link_failure", "target": "Denver-KansasCity", "timestamp": 20}]}
-    assert _validate(store, abilene_kg, arm, 1, [bad]) == []        # the loop's own verdict and unit
+    assert _validate(store, abilene_kg, arm, 1, [bad], spec) == []        # the loop's own verdict and unit
     store.rebuild_views()
     html = build_report(root).read_text()
     rej = html.split("id='rejected'")[1].split("<h2")[0]
