@@ -324,6 +324,8 @@ class EmulationTwin:
             self._build(kg)
             info["built"] = True
         info.update(prefix=self.net.prefix, bringup_s=round(self.net.timings.get("bringup_s", 0.0), 3),
+                    bringup_parts_s={k: round(v, 3) for k, v in self.net.timings.items()
+                                     if k.endswith("_s") and k not in ("bringup_s", "teardown_s")},
                     reused=self._runs_on_net > 0, scenarios_on_network=self._runs_on_net + 1,
                     builds=self._builds)
         return self.net, info
