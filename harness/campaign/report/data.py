@@ -48,26 +48,6 @@ KPI_COLUMNS: dict[str, Column] = {c.key: c for c in (
 assert tuple(KPI_COLUMNS) == KPIS
 
 
-def fmt(self, value) -> str:
-        return fmt(value, self.decimals)
-
-
-#: The KPIs for people: header, unit, precision (counts are whole numbers per scenario).
-KPI_COLUMNS: dict[str, Column] = {c.key: c for c in (
-    Column("latency_ms_mean", "Mean latency", "ms", 2),
-    Column("latency_ms_p95", "p95 latency", "ms", 2),
-    Column("loss_pct", "Lost traffic", "%", 2),
-    Column("reroute_time_ms_max", "Max reroute time", "ms", 1),
-    Column("reroute_time_ms_mean", "Mean reroute time", "ms", 1),
-    Column("max_link_util", "Max link utilisation", "share of capacity", 2),
-    Column("congested_links", "Congested links", None, 0),
-    Column("impacted_nodes", "Impacted nodes", None, 0),
-    Column("unreachable_pairs", "Unreachable pairs", None, 0),
-    Column("cascade_depth", "Cascade depth", "rounds", 0),
-)}
-assert tuple(KPI_COLUMNS) == KPIS
-
-
 def kpi_column(key: str, *, mean: bool = False, suffix: str = "", prefix: str = "") -> Column:
     """A KPI's column; ``mean=True`` for a mean over scenarios (counts get one decimal)."""
     c = KPI_COLUMNS[key]
