@@ -255,3 +255,23 @@ def test_sweep_over_links_routers_and_srlgs_up_to_k(abilene_kg):
         sweep(abilene_kg, 1, kinds=("cable",))
     with pytest.raises(ConfigError, match="more than 2,000,000"):
         sweep(abilene_kg, 9, kinds=("link", "router"))
+
+
+def test_array_impacted_rule_equals_the_shared_rule(abilene_kg):
+    """The flow twin counts impacted routers with arrays; it is the shared rule exactly."""
+    import numpy as np
+
+    from harness.twin.flow.records import NetState
+    from harness.twin.flow.twin import FlowTwin, impacted_nodes, sla_bounds
+    from harness.twin.kpi import impacted_routers
+
+    eng = FlowTwin().engine(abilene_kg)
+    n = len(abilene_kg.flows)
+    bounds = sla_bounds(abilene_kg, eng.baseline.demand_ids[:n])
+    for links in (["Denver-KansasCity"], ["Atlanta-Houston", "Chicago-NewYork"], []):
+        out = eng.evaluate(NetState(failed_links=frozenset(links), failed_routers=frozenset({"Seattle"})))
+        loss_sla, latency_sla = bounds
+        with np.errstate(invalid="ignore"):
+            broken = ~out.reachable[:n] | (out.loss_fraction[:n] * 100 > loss_sla) | (out.latency_ms[:n] > latency_sla)
+        ref = impacted_routers(abilene_kg, dict(zip(out.demand_ids[:n], broken.tolist())), out.failed_routers)
+        assert impacted_nodes(abilene_kg, out, bounds) == ref

@@ -192,3 +192,20 @@ def test_scenario_page_warns_when_the_twins_disagree(campaign_dir, tmp_path, abi
     assert (tmp_path / "scenarios" / f"{flow.scenario_id}.flow.png").stat().st_size > 0
     assert (tmp_path / "scenarios" / f"{flow.scenario_id}.emulation.png").stat().st_size > 0
     assert "emulation: failure" in text and "flow twin: failure" in text
+
+
+def test_large_graph_maps_show_the_failure_around_it():
+    """A 5,000-router map would be unreadable and its layout took ~30 s a map: above
+    MAP_MAX_NODES only the marked routers and their neighbours are drawn."""
+    import networkx as nx
+
+    from harness.campaign.report.figures import MAP_MAX_NODES, _around
+
+    g = nx.random_internet_as_graph(1500, seed=1)
+    g = nx.relabel_nodes(g, {n: f"AS{n}" for n in g})
+    for k, (u, v) in enumerate(g.edges):
+        g.edges[u, v]["id"] = f"{u}-{v}"
+    u, v = next(iter(g.edges))
+    sub = _around(g, {"down_links": [f"{u}-{v}"], "impacted_nodes": [f"AS{i}" for i in range(400)]})
+    assert sub.number_of_nodes() == MAP_MAX_NODES
+    assert {u, v} <= set(sub.nodes)          # the failure itself is always drawn

@@ -7,6 +7,7 @@ import io
 from pathlib import Path
 
 import matplotlib
+import networkx as nx
 
 matplotlib.use("Agg")
 import matplotlib.patheffects as pe  # noqa: E402
@@ -67,23 +68,66 @@ def fidelity(points: dict[str, tuple[list, list]], path: Path) -> bytes:
     return save(fig, path)
 
 
+#: Above this many routers a map shows the failure's surroundings only (every router of a
+#: 5,000-router graph on one figure is unreadable, and its spring layout took ~30 s a map).
+MAP_MAX_NODES = 150
+#: (id(kg), nodes) -> positions; the kg is kept so its id is not reused while cached.
+_LAYOUTS: dict = {}
+
+
+def _around(topo, marks: dict) -> "object":
+    """The subgraph of the marked elements' routers and their neighbours, at most
+    :data:`MAP_MAX_NODES` routers (marked ones first)."""
+    ids = {d["id"]: (u, v) for u, v, d in topo.edges(data=True)}
+    core: list[str] = []
+    for key in ("targets", "failed_routers", "cascade_routers", "down_links", "congested_links", "degraded_links",
+                "impacted_nodes"):
+        for x in marks.get(key, ()):
+            for n in (ids[x] if x in ids else (x,) if x in topo else ()):
+                if n not in core:
+                    core.append(n)
+    keep = list(core[:MAP_MAX_NODES])
+    for n in core:
+        for m in topo.neighbors(n):
+            if len(keep) >= MAP_MAX_NODES:
+                break
+            if m not in keep:
+                keep.append(m)
+    return topo.subgraph(keep)
+
+
+def _layout(kg, topo) -> dict:
+    """Geographic positions where every router has them, else a (cached) spring layout."""
+    pos = {n: (d["lon"], d["lat"]) for n, d in topo.nodes(data=True) if d.get("lon") is not None}
+    if len(pos) == topo.number_of_nodes():
+        return pos
+    key = (id(kg), frozenset(topo.nodes))
+    if key not in _LAYOUTS:
+        if len(_LAYOUTS) >= 64:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+        _LAYOUTS[key] = (kg, nx.spring_layout(topo, seed=0))
+    return _LAYOUTS[key][1]
+
+
 def network(kg, marks: dict[str, list[str]], title: str, path: Path) -> bytes:
     """The topology with a scenario drawn on it: failed links red and dashed (cascade
     failures too), congested links orange, degraded links purple, failed routers red
     squares, impacted routers ringed red, event targets in bold; labels offset from
-    their dots, with a white halo. ``marks`` is :func:`~.data.failure_elements`'s record
+    their dots, with a white halo. A graph of more than :data:`MAP_MAX_NODES` routers is
+    drawn around the failure only (the title says how much of it). ``marks`` is :func:`~.data.failure_elements`'s record
     plus ``targets`` (the events' targets)."""
-    import networkx as nx
-
     topo = kg.topology
-    pos = {n: (d["lon"], d["lat"]) for n, d in topo.nodes(data=True) if d.get("lon") is not None}
-    if len(pos) != topo.number_of_nodes():
-        pos = nx.spring_layout(topo, seed=0)
+    shown = ""
+    if topo.number_of_nodes() > MAP_MAX_NODES:
+        topo = _around(topo, marks)
+        shown = f" — around the failure: {topo.number_of_nodes()} of {kg.topology.number_of_nodes()} routers"
+        title += shown
+    pos = _layout(kg, topo)
     down = set(marks.get("down_links", ()))
     congested = set(marks.get("congested_links", ())) - down
     degraded = set(marks.get("degraded_links", ())) - down - congested
-    failed_r = set(marks.get("failed_routers", ())) | set(marks.get("cascade_routers", ()))
-    impacted = set(marks.get("impacted_nodes", ())) - failed_r
+    failed_r = (set(marks.get("failed_routers", ())) | set(marks.get("cascade_routers", ()))) & set(topo.nodes)
+    impacted = set(marks.get("impacted_nodes", ())) & set(topo.nodes) - failed_r
     targets = set(marks.get("targets", ()))
     fig, ax = plt.subplots(figsize=(10, 6.2))
     groups = {"normal": [], "down": [], "congested": [], "degraded": []}
