@@ -223,3 +223,22 @@ def test_generate_with_nothing_valid_exits_1_and_keeps_every_rejection(tmp_path,
     r = run("generate", "--topology", "topozoo/Abilene", "--generator", "broken", "--count", "2",
             "--min-valid", "0", "-o", str(out))
     assert r.exit_code == 0
+
+
+def test_run_cascade_options_change_the_outcome(tmp_path):
+    """--alpha / --no-cascade reach the twin: on Abilene's fiber cut the default rule fails
+    routers (depth 1); --no-cascade leaves only the cut's own congestion; a larger alpha loses
+    no more than the default."""
+    import json
+
+    def failure(*opts):
+        out = tmp_path / "-".join(o.strip("-") for o in opts) if opts else tmp_path / "default"
+        r = run("run", "scenarios/abilene/fiber_cut.yaml", "--mitigate", "none", *opts, "-o", str(out))
+        assert r.exit_code == 0, r.output
+        return json.loads((out / "results.jsonl").read_text())["rows"]["failure"]
+
+    base, off, loose = failure(), failure("--no-cascade"), failure("--alpha", "2")
+    assert base["cascade_depth"] >= 1 and off["cascade_depth"] == 0
+    assert off["loss_pct"] < base["loss_pct"] and loose["loss_pct"] <= base["loss_pct"]
+    r = run("run", "scenarios/abilene/fiber_cut.yaml", "--no-cascade", "--alpha", "2")
+    assert r.exit_code == 1 and "--no-cascade excludes --alpha" in r.output

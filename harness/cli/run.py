@@ -18,6 +18,21 @@ from harness.twin import sla
 MITIGATIONS = ["none", *STRATEGIES]
 
 
+def cascade_options(twin_name: str, alpha: float | None, links: bool, off: bool) -> dict:
+    """The twin's options for the cascade rule's parameters given on the command line."""
+    if off and (alpha is not None or links):
+        raise ConfigError("--no-cascade excludes --alpha and --cascade-links")
+    if twin_name == "flow":
+        from harness.twin.flow.records import EngineConfig
+
+        kw = {"cascade": not off, "cascade_links": links, **({"alpha": alpha} if alpha is not None else {})}
+        return {"config": EngineConfig(**kw)} if (off or links or alpha is not None) else {}
+    if twin_name == "emulation":
+        return {**({"alpha": alpha} if alpha is not None else {}), **({"cascade_links": True} if links else {}),
+                **({"max_cascade_rounds": 0} if off else {})}
+    return {}
+
+
 @click.command("run")
 @click.argument("scenario_files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--topology", help="Topology NAME|FILE (default: the scenario's own).")
@@ -28,18 +43,24 @@ MITIGATIONS = ["none", *STRATEGIES]
               help="Flow twin: reroute-time constants from `ani campaign fidelity --calibrate` (calibration.json).")
 @click.option("-o", "--output", type=click.Path(file_okay=False),
               help="Directory for results.jsonl (one result per line, however many scenarios).")
+@click.option("--alpha", type=click.FloatRange(0, 100), default=None,
+              help="Motter-Lai tolerance of the cascade rule (default 1.0, harness/twin/cascade.py); "
+                   "larger: fewer cascades.")
+@click.option("--cascade-links", is_flag=True, help="Links fail from load too, not only routers.")
+@click.option("--no-cascade", is_flag=True, help="No overload cascades at all.")
 @click.option("--fail-on", "fail_on", type=click.Choice(["sla"]),
               help="sla: exit 3 when a service's SLA is violated in the steady state (the mitigated phase, "
                    "or the failure phase with --mitigate none).")
 def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: str, mitigation: str, seed: int,
-            calibration: str | None, output: str | None, fail_on: str | None) -> None:
+            calibration: str | None, output: str | None, alpha: float | None, cascade_links: bool, no_cascade: bool,
+            fail_on: str | None) -> None:
     """Run each scenario in SCENARIO_FILES and print its KPI table and SLA verdicts.
 
     Exit status: 0, or 3 with --fail-on sla when a steady-state SLA is violated."""
     raws = [raw for f in scenario_files for raw in read_scenarios(f)]
     results = []
     graphs: dict = {}
-    options = {}
+    options = cascade_options(twin_name, alpha, cascade_links, no_cascade)
     if calibration:
         if twin_name != "flow":
             raise ConfigError("--calibration applies to the flow twin")
