@@ -242,3 +242,9 @@ def test_run_cascade_options_change_the_outcome(tmp_path):
     assert off["loss_pct"] < base["loss_pct"] and loose["loss_pct"] <= base["loss_pct"]
     r = run("run", "scenarios/abilene/fiber_cut.yaml", "--no-cascade", "--alpha", "2")
     assert r.exit_code == 1 and "--no-cascade excludes --alpha" in r.output
+
+
+def test_generate_llm_only_options_are_refused_for_other_generators(tmp_path):
+    for opt in (["--screen", "2"], ["--feedback-from", str(tmp_path)]):
+        r = run("generate", "--topology", "topozoo/Abilene", "--generator", "random", *opt, "-o", str(tmp_path / "x.jsonl"))
+        assert r.exit_code == 1 and "apply to --generator llm" in r.output

@@ -99,3 +99,35 @@ def test_server_down_is_a_clear_error(abilene_kg):
 def test_context_mentions_neighbours_flows_and_headroom(abilene_kg):
     text = kg_context(abilene_kg, "Denver-KansasCity")
     assert "Router Denver neighbours" in text and "headroom" in text and "flows cross Denver-KansasCity" in text
+
+
+def test_best_of_n_keeps_the_most_damaging_valid_candidate(server, abilene_kg):
+    """screen=3: three candidates per scenario, each valid one run on the flow twin; the kept
+    one is the worst of them, and the screening is in its provenance."""
+    from harness.twin.flow.twin import FlowTwin
+
+    state = GenState(topology="topozoo/Abilene", max_events=2)
+    with make(server, screen=3) as gen:
+        assert gen.label == "llm+best3"
+        out = gen.propose(abilene_kg, state, None, 2, seed=5)
+    assert len(out) == 2
+    twin = FlowTwin()
+    for s in out:
+        scr = s.provenance.extra["screening"]
+        assert scr["candidates"] == 3 and 1 <= scr["valid"] <= 3 and scr["flow_twin_evaluations"] == scr["valid"]
+        kept = twin.run(abilene_kg, check_scenario(abilene_kg, s), None).row("failure").loss_pct
+        assert kept == pytest.approx(max(scr["losses_pct"]), abs=1e-3)
+
+
+def test_feedback_steers_the_shortlist_only_when_enabled(abilene_kg):
+    """With feedback, the worst scenarios' targets and their surroundings are offered first;
+    the no-feedback ablation does not see them."""
+    from harness.generate.shortlist import neighbourhood, shortlist
+
+    opts = admissible_events(abilene_kg, [])
+    focus = ["Seattle-Sunnyvale"]
+    near = neighbourhood(abilene_kg, [], focus)
+    assert {"Seattle", "Sunnyvale", "Seattle-Sunnyvale"} <= near
+    steered = shortlist(abilene_kg, opts, [], limit=16, focus=focus)
+    plain = shortlist(abilene_kg, opts, [], limit=16)
+    assert steered.sources["neighbourhood"] > 0 and plain.sources["neighbourhood"] == 0

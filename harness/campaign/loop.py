@@ -223,7 +223,7 @@ def _generator(spec: CampaignSpec, arm: GeneratorArm, generators: dict, llm_serv
                 url, model = llm_server.url_and_model()
             llm = dict(llm_url=url, model=model, temperature=spec.llm.temperature, compact_grammar=spec.llm.url is None)
         generators[arm.label] = make_arm(arm.generator, unconstrained=arm.unconstrained, no_kg=arm.no_kg,
-                                         no_feedback=arm.no_feedback, incidents=arm.incidents, **llm)
+                                         no_feedback=arm.no_feedback, screen=arm.screen, incidents=arm.incidents, **llm)
     return generators[arm.label]
 
 

@@ -10,6 +10,7 @@ Strict: unknown keys are refused, values are validated, defaults live here::
       - {generator: llm, no_kg: true}                 # llm+no-kg
       - {generator: llm, unconstrained: true}         # llm+unconstrained
       - {generator: llm, no_feedback: true}           # llm+no-feedback
+      - {generator: llm, screen: 4}                   # llm+best4: best of 4 on the flow twin
       - {generator: rule}
       - {generator: replay, incidents: topologies/incidents/abilene.jsonl}
       - {generator: random}
@@ -53,6 +54,8 @@ class GeneratorArm(_Strict):
     unconstrained: bool = False
     no_kg: bool = False
     no_feedback: bool = False
+    #: best-of-n on the flow twin (llm only): n candidates per scenario, the most damaging valid kept
+    screen: int = Field(default=1, ge=1, le=16)
     incidents: str | None = None
 
     @model_validator(mode="after")
@@ -60,13 +63,13 @@ class GeneratorArm(_Strict):
         known = generator_names()
         if self.generator not in known:
             raise ValueError(f"unknown generator {self.generator!r}; known: {', '.join(known)}")
-        if self.generator != "llm" and (self.unconstrained or self.no_kg or self.no_feedback):
-            raise ValueError(f"unconstrained/no_kg/no_feedback apply to the llm generator, not {self.generator}")
+        if self.generator != "llm" and (self.unconstrained or self.no_kg or self.no_feedback or self.screen > 1):
+            raise ValueError(f"unconstrained/no_kg/no_feedback/screen apply to the llm generator, not {self.generator}")
         if self.incidents and self.generator != "replay":
             raise ValueError("incidents applies to the replay generator")
         if self.label is None:
             flags = [f for f, on in (("unconstrained", self.unconstrained), ("no-kg", self.no_kg),
-                                     ("no-feedback", self.no_feedback)) if on]
+                                     ("no-feedback", self.no_feedback), (f"best{self.screen}", self.screen > 1)) if on]
             self.label = self.generator + "".join(f"+{f}" for f in flags)
         return self
 

@@ -39,7 +39,11 @@ class GeneratorChoice(click.Choice):
               help="Events per scenario at most.")
 @click.option("--unconstrained", is_flag=True, help="LLM ablation: same prompt, no schema while decoding.")
 @click.option("--no-kg", is_flag=True, help="LLM ablation: no graph context, targets by name only.")
-@click.option("--no-feedback", is_flag=True, help="LLM ablation: leave feedback out of the prompt.")
+@click.option("--feedback-from", "feedback_dir", type=click.Path(file_okay=False, exists=True),
+              help="LLM: feedback from a campaign directory's results (what hurt most, what mitigation "
+                   "fixed, what was rejected), in the prompt and the shortlist.")
+@click.option("--screen", default=1, show_default=True, type=click.IntRange(1, 16),
+              help="LLM best-of-n: N candidates per scenario, keep the most damaging valid one (flow twin).")
 @click.option("--llm-url", help="OpenAI-compatible server (e.g. vLLM) http://HOST:PORT/v1; "
                                  "default: start the embedded model.")
 @click.option("--model", help="Model name on that server.")
@@ -51,7 +55,7 @@ class GeneratorChoice(click.Choice):
               help="Exit 1 when fewer valid scenarios came out (0: an ablation that may produce none).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Write scenarios (.jsonl, .json, .yaml; - is standard output, as JSONL).")
-def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_feedback, llm_url, model,
+def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, feedback_dir, screen, llm_url, model,
                  temperature, incidents, parents, seed, min_valid, output) -> None:
     """Propose COUNT scenarios, validate each, and print validity and diversity.
 
@@ -68,8 +72,9 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     from harness.generate.replay import DEFAULT_LOG, read_incidents
     from harness.scenario import read_scenarios
 
-    if name != "llm" and (unconstrained or no_kg or no_feedback or llm_url or model):
-        raise ConfigError("--unconstrained, --no-kg, --no-feedback, --llm-url and --model apply to --generator llm")
+    if name != "llm" and (unconstrained or no_kg or feedback_dir or screen > 1 or llm_url or model):
+        raise ConfigError("--unconstrained, --no-kg, --feedback-from, --screen, --llm-url and --model apply to "
+                          "--generator llm")
     if name == "mutate" and not parents:
         raise ConfigError("--generator mutate needs --from FILE (the scenarios to mutate)")
     check_output(output)
@@ -79,8 +84,18 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     if parents:
         state.history = [Scenario.model_validate(r) for r in read_scenarios(parents)]
     llm = dict(llm_url=llm_url, model=model, temperature=temperature) if name == "llm" else {}
-    gen = make_arm(name, unconstrained=unconstrained, no_kg=no_kg, no_feedback=no_feedback,
+    gen = make_arm(name, unconstrained=unconstrained, no_kg=no_kg, screen=screen,
                    incidents=incidents if name == "replay" else None, **llm)   # also the novelty reference
+    feedback = None
+    if feedback_dir:
+        from harness.campaign import CampaignStore
+        from harness.campaign.feedback import build_feedback
+
+        store = CampaignStore(feedback_dir)
+        feedback = build_feedback({r["scenario"]["id"]: r for r in store.scenarios()}, store.results(),
+                                  store.rejected(), None)
+        say(f"feedback from {feedback_dir}: {len(feedback.worst)} most damaging scenarios, "
+            f"{len(feedback.fixed)} mitigations, {len(feedback.rejected)} rejections")
     proposed = 0
     valid, rejected = [], []
     try:
@@ -88,7 +103,7 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
                           TimeRemainingColumn()) as bar:
             task = bar.add_task("gen", total=count)
             for i in range(count):
-                for s in gen.propose(kg, state, None, 1, seed + i):
+                for s in gen.propose(kg, state, feedback, 1, seed + i):
                     proposed += 1
                     verdict = check_scenario(kg, s)     # once per proposal
                     (valid if isinstance(verdict, Scenario) else rejected).append((s, verdict))
@@ -98,10 +113,12 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, no_fee
     finally:
         if hasattr(gen, "close"):
             gen.close()
-    attempted = len(getattr(gen, "records", [])) or proposed
     write_scenarios([s for s, _ in valid], output)
     # model outputs that never became a scenario are rejections too, with the generator's reason
-    unread = [r for r in getattr(gen, "records", []) if r.get("id") is None and r.get("reason")]
+    # (not the candidates a best-of-n screening set aside for a better one)
+    unread = [r for r in getattr(gen, "records", [])
+              if r.get("id") is None and r.get("reason") and not r.get("screened_out")]
+    attempted = proposed + len(unread)
     rejected_lines = [{"scenario": s.model_dump(mode="json"), "reasons": [r.to_dict() for r in v]} for s, v in rejected]
     rejected_lines += [{"scenario": None, "record": r, "reasons": [{"index": None, "rule": "unreadable",
                                                                     "message": r["reason"]}]} for r in unread]

@@ -30,7 +30,10 @@ scenario's verdict.
 
 Ablations (flags): ``constrained=False`` — same prompt, no schema, parse whatever comes back;
 ``use_kg=False`` — no graph context in the prompt and no admissibility: the enums list every
-element of the right kind by name; ``use_feedback=False`` — feedback is left out.
+element of the right kind by name; ``use_feedback=False`` — feedback is left out, both from
+the prompt and from the shortlist (with feedback, the targets of the most damaging scenarios so
+far and their surroundings are offered first). ``screen=n`` — best-of-n: n candidates per
+scenario, the most damaging valid one kept, judged by the flow twin (:meth:`_screened`).
 """
 
 from __future__ import annotations
@@ -148,10 +151,14 @@ class LLMGenerator:
     compact_grammar: bool | None = None  # None: on for the embedded server, off for remote servers
     #: candidate (type, target) pairs offered per step at most (:mod:`harness.generate.shortlist`)
     shortlist_limit: int = DEFAULT_LIMIT
+    #: best-of-n: write this many candidates per scenario and keep the most damaging valid one,
+    #: judged by the flow twin (the "digital twin as verifier"); 1 = no screening
+    screen: int = 1
     name: str = "llm"
     records: list[dict] = field(default_factory=list, init=False)
     _server: object = field(default=None, init=False, repr=False)
     _client: object = field(default=None, init=False, repr=False)
+    _verifier: object = field(default=None, init=False, repr=False)
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "LLMGenerator":
@@ -184,7 +191,7 @@ class LLMGenerator:
     @property
     def label(self) -> str:
         flags = [f for f, on in (("unconstrained", not self.constrained), ("no-kg", not self.use_kg),
-                                 ("no-feedback", not self.use_feedback)) if on]
+                                 ("no-feedback", not self.use_feedback), (f"best{self.screen}", self.screen > 1)) if on]
         return "llm" + "".join(f"+{f}" for f in flags)
 
     # ------------------------------------------------------------------ generation
@@ -192,10 +199,45 @@ class LLMGenerator:
                 seed: int) -> list[Scenario]:
         out = []
         for k in range(n):
-            scenario = self._one(kg, state, feedback, seed, k)
+            scenario = (self._one(kg, state, feedback, seed, k) if self.screen <= 1
+                        else self._screened(kg, state, feedback, seed, k))
             if scenario is not None:
                 out.append(scenario)
         return out
+
+    def _screened(self, kg, state: GenState, feedback, seed: int, k: int) -> Scenario | None:
+        """Best of :attr:`screen` candidates: each valid one (by the causal validator) is run on
+        the flow twin without mitigation; the one that loses most traffic (then impacts most
+        routers, then cascades deepest) is kept. Invalid candidates are never returned while a
+        valid one exists; the screening is recorded in the kept scenario's provenance."""
+        from harness.scenario.validate import check_scenario
+        from harness.twin.flow.twin import FlowTwin
+
+        if self._verifier is None:
+            self._verifier = FlowTwin()
+        before = len(self.records)
+        scored, first = [], None
+        for c in range(self.screen):
+            cand = self._one(kg, state, feedback, seed, k * 1000 + c)
+            if cand is None:
+                continue
+            first = first or cand
+            verdict = check_scenario(kg, cand)
+            if not isinstance(verdict, Scenario):
+                continue
+            f = self._verifier.run(kg, verdict, None).row("failure")
+            scored.append(((f.loss_pct or 0.0, f.impacted_nodes or 0, f.cascade_depth or 0), cand))
+        scored.sort(key=lambda x: x[0], reverse=True)
+        best = scored[0][1] if scored else first
+        if best is not None:      # the other candidates' records say they were screened out
+            for r in self.records[before:]:
+                r["screened_out"] = r.get("id") != best.id
+        if not scored:
+            return best
+        extra = {**best.provenance.extra, "screening": {
+            "candidates": self.screen, "valid": len(scored), "flow_twin_evaluations": len(scored),
+            "losses_pct": sorted((round(x[0][0], 3) for x in scored), reverse=True)}}
+        return best.model_copy(update={"provenance": best.provenance.model_copy(update={"extra": extra})})
 
     def _one(self, kg, state: GenState, feedback, seed: int, k: int) -> Scenario | None:
         rng = random.Random(f"{seed}:{state.iteration}:{k}")
@@ -211,8 +253,10 @@ class LLMGenerator:
             options = self._options(kg, events, t_min, allowed)
             if not options:
                 break
+            focus = ([t for w in feedback.worst for t in w.get("targets", [])]
+                     if (self.use_feedback and feedback is not None) else [])
             short = shortlist(kg, options, events, seed=rng.randrange(2**31), limit=self.shortlist_limit,
-                              use_kg=self.use_kg)
+                              use_kg=self.use_kg, focus=focus)
             options = short.options
             offered.append(short.record())
             prompt = self._prompt(kg, state, feedback, events, options, count, step)

@@ -44,21 +44,22 @@ LLM_ONLY = ("unconstrained", "no_kg", "no_feedback")
 
 
 def make_arm(name: str, *, unconstrained: bool = False, no_kg: bool = False, no_feedback: bool = False,
-             incidents: str | None = None, **llm) -> Generator:
+             screen: int = 1, incidents: str | None = None, **llm) -> Generator:
     """A generator from the options a campaign arm or ``ani generate`` gives it.
 
     ``unconstrained``/``no_kg``/``no_feedback`` are the LLM ablations; ``incidents`` is the
     replay log; ``llm`` holds the LLM's server and sampling options (``llm_url``, ``model``,
     ``temperature``, ``compact_grammar``). Options that do not apply to ``name`` are refused.
     """
-    if name != "llm" and (unconstrained or no_kg or no_feedback or any(v is not None for v in llm.values())):
+    if name != "llm" and (unconstrained or no_kg or no_feedback or screen > 1
+                          or any(v is not None for v in llm.values())):
         raise ConfigError(f"unconstrained/no_kg/no_feedback and the LLM server options apply to the llm "
                           f"generator, not {name}")
     if incidents and name != "replay":
         raise ConfigError(f"incidents applies to the replay generator, not {name}")
     options: dict = {}
     if name == "llm":
-        options = dict(constrained=not unconstrained, use_kg=not no_kg, use_feedback=not no_feedback,
+        options = dict(constrained=not unconstrained, use_kg=not no_kg, use_feedback=not no_feedback, screen=screen,
                        **{k: v for k, v in llm.items() if v is not None})
     elif incidents:
         options = dict(log=incidents)

@@ -7,7 +7,8 @@ alone took the embedded model past 600 s for two scenarios. :func:`shortlist` ke
 
 * **the causal neighbourhood** of the events so far (:data:`NEIGHBOUR_SHARE`): the previous
   targets' routers and links, their neighbours, and the links sharing a risk group with
-  them — where a multi-step chain goes next;
+  them — where a multi-step chain goes next — and, with feedback, the same around the
+  targets of the most damaging scenarios so far;
 * **criticality** (the rest): an element's share of the traffic matrix — the demand of the
   flows whose paths cross it (a router: transit and delivered, a link: carried, an SRLG: its
   links together) — with bridges first (a cut there disconnects the graph);
@@ -83,14 +84,13 @@ def scores(kg: KnowledgeGraph) -> dict[str, dict[str, float]]:
     return out
 
 
-def neighbourhood(kg: KnowledgeGraph, events) -> set[str]:
-    """Names near the events' targets: their routers and links, the routers' neighbours and
-    links, and links sharing a risk group with any of those links."""
+def neighbourhood(kg: KnowledgeGraph, events, focus=()) -> set[str]:
+    """Names near the events' targets (and the ``focus`` targets): their routers and links,
+    the routers' neighbours and links, and links sharing a risk group with any of those links."""
     topo = kg.topology
     routers: set[str] = set()
     links: set[str] = set()
-    for e in events:
-        t = e.target
+    for t in [e.target for e in events] + list(focus):
         if kg.has("link", t):
             links.add(t)
             routers |= set(kg.link_ends(t))
@@ -111,14 +111,16 @@ def neighbourhood(kg: KnowledgeGraph, events) -> set[str]:
 
 
 def shortlist(kg: KnowledgeGraph, options: dict[str, list[str]], events=(), *, seed: int = 0,
-              limit: int = DEFAULT_LIMIT, use_kg: bool = True) -> Shortlist:
-    """At most ``limit`` of the admissible ``options`` ({event type: [targets]})."""
+              limit: int = DEFAULT_LIMIT, use_kg: bool = True, focus=()) -> Shortlist:
+    """At most ``limit`` of the admissible ``options`` ({event type: [targets]}). ``focus``:
+    targets that hurt before (the feedback's worst scenarios); they and their surroundings
+    count as the neighbourhood."""
     total = sum(len(v) for v in options.values())
     if total <= limit:
         return Shortlist(dict(options), total, {"all": total})
     rng = random.Random(f"shortlist:{seed}:{len(events)}")
     budget = max(1, limit // max(1, len(options)))
-    near = neighbourhood(kg, events) if (use_kg and events) else set()
+    near = neighbourhood(kg, events, focus) if (use_kg and (events or focus)) else set()
     score = scores(kg) if use_kg else {}
     counts = {"neighbourhood": 0, "critical": 0, "explore": 0}
     out: dict[str, list[str]] = {}
