@@ -1,0 +1,158 @@
+"""Adversarial power at an equal attack budget (issue 14 item 3): how close each generator gets to
+the exhaustive worst case.
+
+    .venv/bin/python benchmarks/adversarial.py [--topologies topozoo/Abilene,topozoo/Geant2012,topozoo/TataNld]
+        [--budgets 25,50,100] [--seeds 3] [--k 2] [--arms llm,llm+no-kg,...] [--json out.json]
+
+The operator's scope is the same for every arm: ``event_types`` fiber_link_failure,
+router_failure, srlg_failure and at most ``--k`` events per scenario (the attack budget), in a
+campaign spec (proposals outside it are rejected with the rule ``scope``). The reference is
+``ani sweep``'s exhaustive worst case over every combination of up to ``k`` failed links,
+routers and SRLGs on the flow twin. Per topology and seed one campaign runs every arm side by
+side (mutate works on what all arms found), ``ceil(max budget / 5)`` iterations of 5 proposals,
+flow twin, no mitigation; an arm's evaluations are its flow-twin runs in order (plus the
+flow-twin runs a best-of-n arm spends screening). Printed per arm, mean ± spread over seeds:
+best found / exhaustive worst at each budget, the area under the best-so-far curve (as a share
+of the worst, over the largest budget), validity, distinct targets, mean cascade depth — and the
+goals: the ``llm`` arm >= 90 % of the worst within 100 evaluations, above ``random`` and ``rule``
+at every budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from harness.campaign import CampaignStore, parse_spec, run_campaign  # noqa: E402
+from harness.kg import kg_from_ref  # noqa: E402
+from harness.twin.sweep import sweep  # noqa: E402
+
+ARMS = {"llm": {"generator": "llm"}, "llm+no-kg": {"generator": "llm", "no_kg": True},
+        "llm+unconstrained": {"generator": "llm", "unconstrained": True},
+        "llm+no-feedback": {"generator": "llm", "no_feedback": True},
+        "llm+best4": {"generator": "llm", "screen": 4},
+        "random": {"generator": "random"}, "rule": {"generator": "rule"}, "greedy": {"generator": "greedy"},
+        "mutate": {"generator": "mutate"}, "replay": {"generator": "replay"}}
+SCOPE = ["fiber_link_failure", "router_failure", "srlg_failure"]
+KINDS = ("link", "router", "srlg")
+PER_ITERATION = 5
+
+
+def curves(store: CampaignStore) -> dict[str, dict]:
+    """Per arm: the loss of each evaluation in order, and what the arm's scenarios were."""
+    scen = {r["scenario"]["id"]: r for r in store.scenarios()}
+    out: dict[str, dict] = {}
+    rows = sorted(((m["iteration"], m["label"], r.scenario_id, r) for m, r in store.results() if r.twin == "flow"),
+                  key=lambda x: (x[0], x[1], x[2]))
+    for it, label, sid, r in rows:
+        arm = out.setdefault(label, {"losses": [], "cascade": [], "targets": set(), "accepted": 0})
+        extra = scen[sid]["scenario"].get("provenance", {}).get("extra", {}) if sid in scen else {}
+        spent = extra.get("screening", {}).get("flow_twin_evaluations", 1)
+        f = r.row("failure")
+        arm["losses"] += [0.0] * (spent - 1) + [f.loss_pct or 0.0]   # screening runs count as evaluations
+        arm["cascade"].append(f.cascade_depth or 0)
+        arm["targets"] |= {e["target"] for e in scen[sid]["scenario"]["events"]} if sid in scen else set()
+        arm["accepted"] += 1
+    for label in {r["label"] for r in store.rejected()} | set(out):
+        arm = out.setdefault(label, {"losses": [], "cascade": [], "targets": set(), "accepted": 0})
+        arm["rejected"] = sum(1 for r in store.rejected() if r["label"] == label)
+    return out
+
+
+def best_so_far(losses: list[float], budget: int) -> list[float]:
+    best, out = 0.0, []
+    for x in losses[:budget]:
+        best = max(best, x)
+        out.append(best)
+    return out + [best] * (budget - len(out))
+
+
+def spread(xs: list[float]) -> str:
+    if not xs:
+        return "n/a"
+    m = statistics.mean(xs)
+    return f"{m:.2f}" + (f" ± {statistics.pstdev(xs):.2f}" if len(xs) > 1 else "")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--topologies", default="topozoo/Abilene,topozoo/Geant2012,topozoo/TataNld")
+    ap.add_argument("--budgets", default="25,50,100")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--k", type=int, default=2)
+    ap.add_argument("--arms", default=",".join(ARMS))
+    ap.add_argument("--json", help="write every figure here")
+    args = ap.parse_args()
+    budgets = sorted(int(b) for b in args.budgets.split(","))
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    unknown = [a for a in arms if a not in ARMS]
+    if unknown:
+        ap.error(f"unknown arm(s) {unknown}; known: {', '.join(ARMS)}")
+    iterations = math.ceil(budgets[-1] / PER_ITERATION)
+    print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; k = {args.k}; scope {', '.join(SCOPE)}; "
+          f"budgets {budgets}; {args.seeds} seed(s); arms {', '.join(arms)}", flush=True)
+    report: dict = {"k": args.k, "budgets": budgets, "topologies": {}}
+    for topo in [t.strip() for t in args.topologies.split(",") if t.strip()]:
+        kg = kg_from_ref(topo, seed=0)
+        t0 = time.perf_counter()
+        ref_rows = sweep(kg, args.k, kinds=KINDS)
+        worst = ref_rows[0]
+        print(f"\n{topo}: exhaustive worst at k={args.k}: {' + '.join(worst['elements'])} loses {worst['loss_pct']:.2f} % "
+              f"({len(ref_rows)} evaluations, {time.perf_counter() - t0:.0f} s)", flush=True)
+        per_arm: dict[str, dict[str, list]] = {a: {"at": {b: [] for b in budgets}, "auc": [], "validity": [],
+                                                   "targets": [], "cascade": []} for a in arms}
+        for seed in range(args.seeds):
+            spec = parse_spec({"name": f"adv-{seed}", "topology": topo,
+                               "generators": [{**ARMS[a], "label": a.replace("+", "_")} for a in arms],
+                               "budget": {"iterations": iterations, "per_iteration": PER_ITERATION},
+                               "mitigation": ["none"], "event_types": SCOPE, "max_events": args.k, "seed": seed})
+            with tempfile.TemporaryDirectory(prefix="ani-adversarial-") as d:
+                t1 = time.perf_counter()
+                run_campaign(Path(d) / "c", spec)
+                got = curves(CampaignStore(Path(d) / "c"))
+            print(f"  seed {seed}: campaign {time.perf_counter() - t1:.0f} s", flush=True)
+            for a in arms:
+                c = got.get(a.replace("+", "_"), {"losses": [], "cascade": [], "targets": set(), "accepted": 0,
+                                                  "rejected": 0})
+                ref = worst["loss_pct"] or 1.0
+                for b in budgets:
+                    per_arm[a]["at"][b].append(best_so_far(c["losses"], b)[-1] / ref)
+                curve = best_so_far(c["losses"], budgets[-1])
+                per_arm[a]["auc"].append(sum(curve) / len(curve) / ref)
+                tried = c["accepted"] + c.get("rejected", 0)
+                per_arm[a]["validity"].append(c["accepted"] / tried if tried else 0.0)
+                per_arm[a]["targets"].append(len(c["targets"]))
+                per_arm[a]["cascade"].append(statistics.mean(c["cascade"]) if c["cascade"] else 0.0)
+        head = "".join(f"{'@' + str(b):>14}" for b in budgets)
+        print(f"  {'arm':<20}{head}{'AUC':>14}{'validity':>14}{'targets':>10}{'cascade':>9}")
+        for a in arms:
+            r = per_arm[a]
+            print(f"  {a:<20}" + "".join(f"{spread(r['at'][b]):>14}" for b in budgets)
+                  + f"{spread(r['auc']):>14}{spread(r['validity']):>14}{statistics.mean(r['targets']):>10.1f}"
+                  + f"{statistics.mean(r['cascade']):>9.2f}")
+        if "llm" in per_arm:
+            llm100 = statistics.mean(per_arm["llm"]["at"][budgets[-1]])
+            beats = all(statistics.mean(per_arm["llm"]["at"][b]) > statistics.mean(per_arm[o]["at"][b])
+                        for o in ("random", "rule") if o in per_arm for b in budgets)
+            print(f"  goal: llm reaches >= 0.90 of the worst within {budgets[-1]}: {llm100:.2f} "
+                  f"({'met' if llm100 >= 0.9 else f'short by {0.9 - llm100:.2f}'}); beats random and rule at every "
+                  f"budget: {'yes' if beats else 'no'}")
+        report["topologies"][topo] = {"worst": worst, "arms": {a: {**per_arm[a], "at": {str(b): v for b, v in per_arm[a]["at"].items()}}
+                                                               for a in arms}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=list))
+        print(f"\nwritten {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
