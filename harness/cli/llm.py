@@ -7,7 +7,7 @@ import threading
 
 import click
 
-from harness.errors import AniError
+from harness.errors import AniError, ConfigError
 from harness.llm import DEFAULT_URL, EmbeddedServer, LLMClient
 
 
@@ -26,20 +26,39 @@ def llm() -> None:
     """Serve and check language models (llama.cpp embedded, or vLLM)."""
 
 
+ENGINES = ("embedded", "vllm")
+
+
+def _server(engine: str, model_path: str | None, port: int | None, host: str, threads: int | None):
+    if engine == "embedded":
+        return EmbeddedServer(model_path=model_path, port=port, host=host, threads=threads)
+    if threads is not None:
+        raise ConfigError("--threads is for the embedded engine; vLLM chooses its own CPU threads")
+    from harness.llm.vllm import VLLMServer
+
+    return VLLMServer(model_dir=model_path, port=port, host=host)
+
+
 @llm.command()
+@click.option("--engine", type=click.Choice(ENGINES), default="embedded", show_default=True,
+              help="embedded: llama.cpp in this process (GGUF). vllm: a vLLM server subprocess "
+                   "(`make setup-vllm` installs it).")
 @click.option("--port", type=click.IntRange(0, 65535), default=None,
               help="TCP port (default: a free one, printed at start).")
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="GGUF file to serve (default: the bundled SmolLM2-135M-Instruct).")
+@click.option("--model", "model_path", type=click.Path(),
+              help="embedded: a GGUF file; vllm: a Hugging Face model folder "
+                   "(default: the bundled SmolLM2-135M-Instruct).")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Listen address. The server has no API key: keep it on loopback.")
-@click.option("--threads", type=click.IntRange(1), default=None, help="Compute threads (default: all CPUs).")
-def serve(port: int | None, model_path: str | None, host: str, threads: int | None) -> None:
-    """Serve a model with llama.cpp's OpenAI-compatible server until Ctrl-C."""
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Compute threads, embedded engine only (default: all CPUs but one).")
+def serve(engine: str, port: int | None, model_path: str | None, host: str, threads: int | None) -> None:
+    """Serve a model with an OpenAI-compatible server until Ctrl-C (or SIGTERM)."""
     try:
-        with EmbeddedServer(model_path=model_path, port=port, host=host, threads=threads) as srv:
-            click.echo(f"serving {srv.model} at {srv.url}  (started in {srv.startup_s:.1f} s; Ctrl-C stops)")
-            click.echo(f"use it with: --llm-url {srv.url}")
+        with _server(engine, model_path, port, host, threads) as srv:
+            click.echo(f"serving {srv.model} with {engine} at {srv.url}  "
+                       f"(started in {srv.startup_s:.1f} s; Ctrl-C stops)")
+            click.echo(f"use it with: --llm-url {srv.url} --model {srv.model}")
             previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops as cleanly as Ctrl-C
             try:
                 threading.Event().wait()

@@ -1,5 +1,6 @@
 """LLM backends: an OpenAI-compatible client (vLLM or llama.cpp), the embedded
-llama.cpp server with the bundled SmolLM2 model, and compact GBNF grammars.
+llama.cpp server with the bundled SmolLM2 model, compact GBNF grammars, and a real vLLM
+server in a subprocess (:mod:`harness.llm.vllm`; set up by :mod:`harness.llm.vllm_setup`).
 
 Every failure raises :class:`harness.errors.LLMError`.
 """
