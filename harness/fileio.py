@@ -22,3 +22,12 @@ def atomic_write(path: Path, text: str | bytes) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def cache_dir() -> Path:
+    """ani's per-user cache (VM images, the vLLM venv and model): ``$ANI_CACHE_DIR``, else
+    ``$XDG_CACHE_HOME/ani``, else ``~/.cache/ani``."""
+    env = os.environ.get("ANI_CACHE_DIR")
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ani"

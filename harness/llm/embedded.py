@@ -35,10 +35,10 @@ import logging
 import os
 import time
 
-import httpx
 
 from harness.extras import require
 from harness.errors import LLMError
+from harness.llm.ready import wait_ready
 
 log = logging.getLogger(__name__)
 
@@ -169,20 +169,10 @@ class EmbeddedServer:
         return self
 
     def _wait_ready(self, address: str) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        last = "no answer"
-        while True:
-            try:
-                resp = httpx.get(address + "/health", timeout=2.0)
-                if resp.status_code == 200:
-                    return
-                last = f"HTTP {resp.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            if time.monotonic() > deadline:
-                raise LLMError(f"the embedded model server at {address} did not become ready within "
-                               f"{self.ready_timeout_s:g} s (last: {last})")
-            time.sleep(0.1)
+        last = wait_ready(address + "/health", self.ready_timeout_s)
+        if last is not None:
+            raise LLMError(f"the embedded model server at {address} did not become ready within "
+                           f"{self.ready_timeout_s:g} s (last: {last})")
 
     def stop(self) -> None:
         """Stop serving and free the port; idempotent.

@@ -33,10 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 from harness.errors import LLMError
-from harness.vm.image import cache_dir
+from harness.llm.ready import wait_ready
+from harness.fileio import cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -201,24 +201,16 @@ class VLLMServer:
         return self
 
     def _wait_ready(self, log_path: str) -> None:
-        deadline = time.monotonic() + self.ready_timeout_s
-        last = "no answer"
-        while True:
+        def alive() -> None:
             code = self._proc.poll()
             if code is not None:
                 raise LLMError(f"the vLLM server exited with code {code} before it was ready. "
                                f"Its log ends with:\n{_tail(log_path)}")
-            try:
-                resp = httpx.get(self.url + "/models", timeout=2.0)
-                if resp.status_code == 200:
-                    return
-                last = f"HTTP {resp.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            if time.monotonic() > deadline:
-                raise LLMError(f"the vLLM server at {self.url} did not become ready within {self.ready_timeout_s:g} s "
-                               f"(last: {last}). Its log ends with:\n{_tail(log_path)}")
-            time.sleep(0.5)
+
+        last = wait_ready(self.url + "/models", self.ready_timeout_s, interval_s=0.5, alive=alive)
+        if last is not None:
+            raise LLMError(f"the vLLM server at {self.url} did not become ready within {self.ready_timeout_s:g} s "
+                           f"(last: {last}). Its log ends with:\n{_tail(log_path)}")
 
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop the server and its engine process, remove its temporary directory; idempotent.

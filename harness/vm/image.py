@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import VMError
+from harness.fileio import cache_dir
 
 #: Bump when the recipe changes in a way the other inputs do not capture.
 RECIPE_VERSION = 1
@@ -60,13 +61,6 @@ GUEST_ROOT = "/opt/ani"
 #: with different requirements does not rebuild every time.
 KEEP_IMAGES = 2
 Emit = Callable[[str], None]
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("ANI_CACHE_DIR")
-    if env:
-        return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ani"
 
 
 def project_root() -> Path:
