@@ -248,3 +248,24 @@ def test_generate_llm_only_options_are_refused_for_other_generators(tmp_path):
     for opt in (["--screen", "2"], ["--feedback-from", str(tmp_path)]):
         r = run("generate", "--topology", "topozoo/Abilene", "--generator", "random", *opt, "-o", str(tmp_path / "x.jsonl"))
         assert r.exit_code == 1 and "apply to --generator llm" in r.output
+
+
+def test_json_output_is_data_on_stdout(tmp_path):
+    """--json: one JSON document per result on stdout (the results.jsonl schema), messages on
+    stderr — so `ani run … --json | jq` sees data only."""
+    import json
+
+    r = CliRunner().invoke(cli, ["run", "scenarios/abilene/fiber_cut.yaml", "scenarios/geant/srlg_failure.yaml",
+                                 "--json", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 0, r.output
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x["scenario_id"] for x in lines] == ["abilene-fiber-cut", "geant-srlg-failure"]
+    assert lines == [json.loads(l) for l in (tmp_path / "o" / "results.jsonl").read_text().splitlines()]
+    assert "wrote" in r.stderr and "wrote" not in r.stdout
+    r = CliRunner().invoke(cli, ["sweep", "--topology", "topozoo/Abilene", "--top", "3", "--json"])
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.exit_code == 0 and len(rows) == 3 and rows[0]["loss_pct"] >= rows[-1]["loss_pct"]
+    r = CliRunner().invoke(cli, ["doctor", "--json"])
+    doc = json.loads(r.stdout)
+    assert {c["name"] for c in doc["checks"]} >= {"root", "netem qdisc"}
+    assert r.exit_code == (1 if doc["missing"] else 0)

@@ -76,11 +76,16 @@ def cleanup(vms: bool) -> None:
 
 
 @click.command("doctor")
-def doctor() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON document.")
+def doctor(as_json: bool) -> None:
     """Check what the emulation twin needs; exit 1 if a required piece is missing."""
     from harness.twin.emulation.doctor import doctor as run_checks
 
     checks = run_checks()
+    if as_json:
+        click.echo(json.dumps({"checks": [c.__dict__ for c in checks],
+                               "missing": [c.name for c in checks if c.required and not c.ok]}, indent=1))
+        raise SystemExit(1 if any(c.required and not c.ok for c in checks) else 0)
     width = max(len(c.name) for c in checks)
     for c in checks:
         mark = "ok  " if c.ok else ("FAIL" if c.required else "warn")

@@ -51,9 +51,11 @@ def cascade_options(twin_name: str, alpha: float | None, links: bool, off: bool)
 @click.option("--fail-on", "fail_on", type=click.Choice(["sla"]),
               help="sla: exit 3 when a service's SLA is violated in the steady state (the mitigated phase, "
                    "or the failure phase with --mitigate none).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print each result as one JSON line (the results.jsonl schema) instead of the tables.")
 def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: str, mitigation: str, seed: int,
             calibration: str | None, output: str | None, alpha: float | None, cascade_links: bool, no_cascade: bool,
-            fail_on: str | None) -> None:
+            fail_on: str | None, as_json: bool) -> None:
     """Run each scenario in SCENARIO_FILES and print its KPI table and SLA verdicts.
 
     Exit status: 0, or 3 with --fail-on sla when a steady-state SLA is violated."""
@@ -77,12 +79,15 @@ def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: st
             scenario = validate_scenario(graphs[ref], raw)
             result = twin.run(graphs[ref], scenario, None if mitigation == "none" else mitigation)
             results.append(result)
-            _print_table(result)
+            if as_json:
+                click.echo(json.dumps(json.loads(result.to_json())))
+            else:
+                _print_table(result)
     if output:
         out = Path(output)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write(out / "results.jsonl", "".join(json.dumps(json.loads(r.to_json())) + "\n" for r in results))
-        click.echo(f"wrote {out / 'results.jsonl'}")
+        click.echo(f"wrote {out / 'results.jsonl'}", err=as_json)
     if fail_on == "sla":
         failed = [r for r in results if sla.violations(r)]
         if failed:
@@ -161,8 +166,9 @@ def _fmt(v) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top", default=15, show_default=True, help="Rows to print.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write every row as JSONL.")
+@click.option("--json", "as_json", is_flag=True, help="Print the top rows as JSON lines instead of the table.")
 def sweep_cmd(topology: str, k: int, kinds: str, exactly: bool, twin_name: str, seed: int, top: int,
-              output: str | None) -> None:
+              output: str | None, as_json: bool) -> None:
     """Every combination of up to K failed links (or routers, SRLGs), ranked by impact: the
     exhaustive worst case at that attack budget."""
     from rich.progress import BarColumn, TextColumn, TimeRemainingColumn
@@ -176,11 +182,19 @@ def sweep_cmd(topology: str, k: int, kinds: str, exactly: bool, twin_name: str, 
         task = bar.add_task("sweep", total=None)
         rows = sweep(kg, k, kinds=tuple(x.strip() for x in kinds.split(",") if x.strip()), exactly=exactly,
                      progress=lambda i, n: bar.update(task, completed=i, total=n))
+    if as_json:
+        for r in rows[:top]:
+            click.echo(json.dumps(r))
+    else:
+        _print_sweep(rows, topology, top)
+    if output:
+        atomic_write(Path(output), "".join(json.dumps(r) + "\n" for r in rows))
+        click.echo(f"wrote {output}", err=as_json)
+
+
+def _print_sweep(rows: list[dict], topology: str, top: int) -> None:
     click.echo(f"{len(rows)} failure sets on {topology}, worst first")
     click.echo(f"  {'failed':<40}{'loss %':>9}{'unreach':>9}{'impacted':>9}{'max util':>9}{'cascade':>8}")
     for r in rows[:top]:
         click.echo(f"  {' + '.join(r['elements']):<40}{r['loss_pct']:>9.3f}{r['unreachable_pairs']:>9}"
                    f"{r['impacted_nodes']:>9}{r['max_link_util']:>9.3f}{r['cascade_depth']:>8}")
-    if output:
-        atomic_write(Path(output), "".join(json.dumps(r) + "\n" for r in rows))
-        click.echo(f"wrote {output}")
