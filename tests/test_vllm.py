@@ -120,8 +120,11 @@ def test_readme_vllm_commands_run_and_stop_cleanly(tmp_path, abilene_kg):
     work.mkdir()
     env = dict(os.environ, TMPDIR=str(temp), PYTHONUNBUFFERED="1")
     ani = [sys.executable, "-m", "harness.cli"]
+    # Ctrl-C as at a terminal: the child gets SIGINT's default back (a background job, e.g.
+    # `make test &`, inherits it ignored, and Python then installs no KeyboardInterrupt handler)
     proc = subprocess.Popen(ani + shlex.split(serve)[1:], cwd=work, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         line = proc.stdout.readline()  # blocks until ready (or exit: the server has a ready timeout)
         assert f"at {README_URL}" in line, line + proc.stderr.read()
