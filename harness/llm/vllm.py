@@ -27,7 +27,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from pathlib import Path
 
 from harness.errors import LLMError
 from harness.llm.ready import wait_ready
+from harness.ports import free_port
 from harness.fileio import cache_dir
 
 log = logging.getLogger(__name__)
@@ -69,12 +69,6 @@ def default_model_dir() -> Path:
 def is_installed() -> bool:
     """True if ``make setup-vllm`` has completed (venv stamp and converted model present)."""
     return ready_stamp(home() / "venv").is_file() and (default_model_dir() / "config.json").is_file()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def group_members(pgid: int) -> list[int]:

@@ -322,17 +322,22 @@ class _Builder:
         raw.unlink()
 
 
-def copy_project(root: Path, dest: Path) -> int:
-    """Copy the checkout's files (not venvs, results or caches) to ``dest``; returns how many."""
-    n = 0
+def project_files(root: Path):
+    """The checkout's regular files (not venvs, results or caches), relative to ``root``: what
+    the image gets and what ``ani vm up`` syncs."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if d not in EXCLUDE and not d.endswith(".egg-info")]
-        rel = Path(dirpath).relative_to(root)
-        (dest / rel).mkdir(parents=True, exist_ok=True)
         for name in filenames:
             src = Path(dirpath) / name
-            if src.is_symlink() or not src.is_file():
-                continue
-            shutil.copy2(src, dest / rel / name)
-            n += 1
+            if src.is_file() and not src.is_symlink():
+                yield src.relative_to(root)
+
+
+def copy_project(root: Path, dest: Path) -> int:
+    """Copy the checkout's files (:func:`project_files`) to ``dest``; returns how many."""
+    n = 0
+    for rel in project_files(root):
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / rel, dest / rel)
+        n += 1
     return n

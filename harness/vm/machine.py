@@ -26,7 +26,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import tarfile
 import time
@@ -35,6 +34,7 @@ from pathlib import Path
 from typing import Callable
 
 from harness.errors import RemoteError, VMError
+from harness.ports import free_port
 from harness.vm import image as images
 
 TAG = "ani-vm-"
@@ -163,12 +163,6 @@ def choose_accel(requested: str = "auto") -> tuple[str, str]:
     return "tcg", f"{why}: software emulation (TCG), several times slower than KVM"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def qemu_argv(name: str, img: images.Image, overlay: Path, port: int, accel: str, cpus: int, memory_mib: int,
               run_dir: Path) -> list[str]:
     # TCG's default CPU (qemu64) lacks SSE4.2/POPCNT, which numpy 2's wheels require (SIGILL on
@@ -233,7 +227,7 @@ def _boot(name, img, accel, note, cpus, memory_mib, emit, timeout) -> VM:
                             str(overlay)], capture_output=True, text=True)
         if r.returncode != 0:
             raise VMError(f"qemu-img could not create the overlay on {img.disk}: {r.stderr.strip()[-300:]}")
-        port = _free_port()
+        port = free_port()
         (run_dir / "known_hosts").write_text(f"[127.0.0.1]:{port} {img.host_key}\n")
         t0 = time.monotonic()
         r = subprocess.run(qemu_argv(name, img, overlay, port, accel, cpus, memory_mib, run_dir),
@@ -294,13 +288,9 @@ def sync_source(vm: VM, emit: Emit = lambda s: None) -> int:
     buf = io.BytesIO()
     n = 0
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = [d for d in dirnames if d not in images.EXCLUDE and not d.endswith(".egg-info")]
-            for fname in filenames:
-                src = Path(dirpath) / fname
-                if src.is_file() and not src.is_symlink():
-                    tar.add(src, arcname=str(src.relative_to(root)), recursive=False)
-                    n += 1
+        for rel in images.project_files(root):
+            tar.add(root / rel, arcname=str(rel), recursive=False)
+            n += 1
     keep = " ".join(f"! -name {shlex.quote(x)}" for x in sorted(images.EXCLUDE | {"*.egg-info"}))
     with vm.host() as h:
         h.sftp.putfo(io.BytesIO(buf.getvalue()), "/tmp/ani-source.tar.gz")

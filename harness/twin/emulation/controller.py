@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,19 +17,13 @@ from pathlib import Path
 
 import httpx
 
+from harness.ports import free_port  # noqa: F401 (re-exported)
 from harness.errors import ControllerError
 
 #: The project root (so ``controllers`` is importable by the child process).
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 #: Marker on the controller's command line that ``ani cleanup`` looks for.
 PROCESS_TAG = "ani-controller"
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ControllerClient:
