@@ -204,6 +204,13 @@ def test_background_traffic_loads_the_baseline(ring_twin):
     assert off.meta["background"] == {"enabled": False}
     assert any("background traffic" in m for m in off.not_modelled)
     assert twin.net.injected["processes"] == 0                                   # senders stopped at restore
+    # latency: each pair's smallest RTT/2 is the floor under the mean; with background the note
+    # says the mean holds queueing on links shaped at capacity x bw_scale
+    assert on.meta["monitored_flows"] == sorted(kg.flows)
+    for r in (on, off):
+        assert 0 < r.meta["latency_floor_ms"]["baseline"] <= r.row("baseline").latency_ms_mean
+    assert "queueing behind background frames" in on.meta["latency_note"]
+    assert "queueing" not in off.meta["latency_note"]
 
 
 @pytest.mark.root

@@ -103,7 +103,7 @@ from harness.topology import link_id
 from harness.twin.cascade import DEFAULT_ALPHA, DEFAULT_LINKS, CascadeRule
 from harness.twin.emulation.background import DEFAULT_MAX_HOP_PPS as DEFAULT_BG_MAX_HOP_PPS
 from harness.twin.emulation.background import DEFAULT_MAX_PPS as DEFAULT_BG_MAX_PPS
-from harness.twin.emulation.background import BINS_PER_S, Background, plan_background
+from harness.twin.emulation.background import BINS_PER_S, FRAME_BYTES, Background, plan_background
 from harness.twin.emulation.cascade import direction_rates, element_loads, floor_mbps, round_trips
 from harness.twin.emulation.inject import SUPPORTED_EFFECTS, Injector, carried_traffic, wait_until
 from harness.twin.emulation.measure import latency_stats, port_utilisation, traffic_loss
@@ -604,6 +604,12 @@ class EmulationTwin:
                                        traffic, rerouted_f, timed)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
+        floor = {}     # per phase: the propagation-and-forwarding floor, without queueing
+        for ph, (a, b) in windows.items():
+            mins = [min(rtts) / 2.0 for f in flows
+                    for rtts in (parsed[tuple(kg.attrs("flow", f)[k] for k in ("src", "dst"))].window(a, b)[2],)
+                    if rtts]
+            floor[ph] = round(sum(mins) / len(mins), 6) if mins else None
         pair_loss = {}
         for ph, (a, b) in windows.items():
             pair_loss[ph] = {}
@@ -669,7 +675,10 @@ class EmulationTwin:
             "probe_interval_s": self.probe_interval_s,
             "probe_profile": self.profile.name, "virtualisation": profile.virtualisation(),
             "probe_rate_hz_min": round(min((_rate(p) for p in parsed.values()), default=0.0), 2),
-            "latency_note": "one-way latency estimated as RTT/2 of ICMP probes",
+            "latency_note": latency_note(net, kg, bw, bool(self.background)),
+            # per phase: mean over the monitored pairs of each one's smallest RTT/2
+            "latency_floor_ms": floor,
+            "monitored_flows": list(flows),
             "loss_note": ("loss_pct is traffic-weighted: background packets offered in the window that never "
                           "arrived (counted by send-time bin at sender and receiver); probe_loss_pct is the "
                           "round-trip ICMP probe loss" if bg is not None else
@@ -1009,6 +1018,26 @@ def control_plane_record(recomputes: list[dict], injected_at: list[float], a: fl
         out.append({"reason": rec["reason"], "detect_ms": round((t - max(before)) * 1000.0, 3),
                     "compute_ms": rec["compute_ms"], "flows_changed": rec.get("flows_changed")})
     return out
+
+
+def latency_note(net, kg: KnowledgeGraph, bw: float, background: bool) -> str:
+    """What ``latency_ms_mean`` holds on this network, and what to compare with the flow twin.
+
+    Links are shaped at ``capacity x bw_scale``, so a background frame takes ``1000 x bw_scale``
+    times longer to serialise than on the real link and a probe queues behind it: with
+    ``bw_scale`` 0.001 Abilene's 10 Gbit/s links run at 10 Mbit/s, where a 1514-byte frame takes
+    1.2 ms. Measured in the TCG VM (docs/vm.md, 2026-12-05), Abilene baseline, 20 monitored
+    pairs: mean RTT/2 13.25 ms, mean of the per-pair smallest RTT/2 10.73 ms, the flow twin on
+    the same pairs 10.01 ms (its M/M/1 queueing at the real 10 Gbit/s is ~0)."""
+    note = "one-way latency estimated as RTT/2 of ICMP probes"
+    rates = [net.nominal_rate_mbps(l) for l in kg.links]
+    if background and bw < 1.0 and rates:
+        slow = min(rates)
+        note += (f"; links are shaped at capacity x {bw:g} (the slowest at {slow:.4g} Mbit/s, where a "
+                 f"{FRAME_BYTES}-byte frame takes {FRAME_BYTES * 8 / slow / 1000:.3g} ms), so "
+                 f"the mean includes queueing behind background frames that the real links' rates would "
+                 f"not cause; latency_floor_ms (each pair's smallest RTT/2) estimates propagation + forwarding")
+    return note
 
 
 def routers_down(timeline: list[dict], effects: dict) -> list[str]:

@@ -207,6 +207,14 @@ class FlowTwin:
         )
 
 
+def baseline_latency_ms(kg: KnowledgeGraph) -> dict[str, float]:
+    """Per KG flow: its latency (ms) on the healthy network, as the flow twin computes it."""
+    with FlowTwin() as twin:
+        base = twin.engine(kg).baseline
+    n = len(kg.flows)
+    return {f: float(x) for f, x, ok in zip(base.demand_ids[:n], base.latency_ms[:n], base.reachable[:n]) if ok}
+
+
 def lost_mbps(out: Outcome, n: int) -> float:
     """Traffic of the first ``n`` (monitored) demands that is not delivered, Mbit/s."""
     return float((out.offered_mbps[:n] * out.loss_fraction[:n]).sum())
