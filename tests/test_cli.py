@@ -269,3 +269,41 @@ def test_json_output_is_data_on_stdout(tmp_path):
     doc = json.loads(r.stdout)
     assert {c["name"] for c in doc["checks"]} >= {"root", "netem qdisc"}
     assert r.exit_code == (1 if doc["missing"] else 0)
+
+
+def test_every_result_command_speaks_json(tmp_path):
+    """--json on the commands that print results: stdout parses as JSON (a document, or one
+    object per line), the messages are on stderr, and the data is the command's."""
+    import yaml
+
+    def js(*args, lines=False, code=0):
+        r = CliRunner().invoke(cli, list(args))
+        assert r.exit_code == code, (args, r.output)
+        return [json.loads(l) for l in r.stdout.splitlines()] if lines else json.loads(r.stdout), r
+
+    rows, _ = js("topo", "list", "--source", "topozoo", "--json", lines=True)
+    assert any(x["name"] == "topozoo/Abilene" and x["nodes"] == 11 for x in rows)
+    doc, r = js("kg", "build", "topozoo/Abilene", "--json", "-o", str(tmp_path / "a.kg.json"))
+    assert doc["nodes"]["router"] == 11 and len(doc["busiest_links"]) == 5 and (tmp_path / "a.kg.json").is_file()
+    assert doc["busiest_links"][0]["utilisation"] >= doc["busiest_links"][-1]["utilisation"]
+    doc, _ = js("kg", "query", "topozoo/Abilene", "--dependents", "Denver-KansasCity", "--json")
+    assert doc["of"] == "Denver-KansasCity" and doc["dependents"] and all(isinstance(x, str) for x in doc["dependents"])
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"id": "bad", "topology": "topozoo/Abilene",
+                                   "events": [{"event_type": "fiber_link_failure", "target": "Nowhere-Denver",
+                                               "timestamp": 1}]}))
+    rows, r = js("scenario", "validate", "scenarios/abilene/fiber_cut.yaml", str(bad), "--json", lines=True, code=1)
+    assert [(x["id"], x["valid"]) for x in rows] == [("abilene-fiber-cut", True), ("bad", False)]
+    assert rows[0]["events"] == 1 and rows[1]["reasons"][0]["rule"] and "1 of 2 scenarios valid" in r.stderr
+    doc, r = js("generate", "--topology", "topozoo/Abilene", "--generator", "rule", "--count", "3", "--json",
+                "-o", str(tmp_path / "g.jsonl"))
+    assert doc["valid"] == len((tmp_path / "g.jsonl").read_text().splitlines()) == 3 and doc["validity"] == 1.0
+    assert "valid of" in r.stderr and doc["diversity"]["distinct_pairs"] >= 1
+    r = CliRunner().invoke(cli, ["generate", "--topology", "topozoo/Abilene", "--generator", "rule", "--json", "-o", "-"])
+    assert r.exit_code == 1 and "--json" in r.output
+    spec = {"name": "tiny", "topology": "topozoo/Abilene", "generators": [{"generator": "rule"}],
+            "budget": {"iterations": 1, "per_iteration": 2}, "mitigation": ["auto"], "seed": 1}
+    (tmp_path / "spec.yaml").write_text(yaml.safe_dump(spec))
+    doc, r = js("campaign", "run", str(tmp_path / "spec.yaml"), "-o", str(tmp_path / "c"), "--json")
+    assert doc["accepted"] == doc["runs"]["flow"] == doc["results_held"] == 2 and doc["root"] == str(tmp_path / "c")
+    assert "campaign in" in r.stderr

@@ -295,6 +295,9 @@ def test_embedded_server_answers(server, client):
     assert client.models() == [server.model]
     result = CliRunner().invoke(llm_cli, ["ping", "--llm-url", server.url, "--model", server.model])
     assert result.exit_code == 0 and server.model in result.output
+    result = CliRunner().invoke(llm_cli, ["ping", "--llm-url", server.url, "--model", server.model, "--json"])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0 and doc["models"] == [server.model] and doc["model_offered"] is True
 
 
 @pytest.mark.model

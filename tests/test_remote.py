@@ -9,6 +9,7 @@ re-attaches, and a run that died on the remote is resumed, with the same results
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -314,6 +315,16 @@ def test_cli_remote_run_and_errors(sshd, spec_file, local_reference, tmp_path):
     assert res.exit_code == 0, res.output
     assert "campaign in" in res.output and f"to {tmp_path / 'o'}" in res.output
     assert kpis(tmp_path / "o") == local_reference
+    # --json: the copy's record on stdout, the remote's streamed output on stderr
+    res = CliRunner().invoke(cli, ["remote", "run", str(spec_file), *common, "--known-hosts", str(sshd.known_hosts),
+                                   "--remote-dir", str(tmp_path / "r2"), "-o", str(tmp_path / "o2"), "--json"])
+    doc = json.loads(res.stdout)
+    assert res.exit_code == 0 and doc["local_dir"] == str(tmp_path / "o2") and doc["files"] > 0, res.output
+    assert "campaign in" in res.stderr
+    res = CliRunner().invoke(cli, ["remote", "doctor", *common, "--known-hosts", str(sshd.known_hosts), "--json"])
+    doc = json.loads(res.stdout)
+    assert doc["root"] is True and doc["remote_ani"] == ANI and {c["name"] for c in doc["checks"]} >= {"root"}
+    assert res.exit_code == (1 if doc["missing"] else 0)
     res = CliRunner().invoke(cli, ["remote", "doctor", *common, "--known-hosts", str(tmp_path / "none")])
     assert res.exit_code == 1
     assert "error: " in res.output and "--accept-new-host-key" in res.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -47,6 +48,10 @@ def test_report_and_fidelity_cli(campaign_dir):
     assert r.exit_code == 0 and "report.html" in r.output
     r = CliRunner().invoke(cli, ["campaign", "fidelity", str(campaign_dir)])
     assert r.exit_code == 1 and "no scenario ran on both twins" in r.output
+    r = CliRunner().invoke(cli, ["campaign", "report", str(campaign_dir), "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and doc["report"].endswith("report.html") and doc["check"] is None
+    assert doc["scenario_pages"] and all(p.endswith(".html") for p in doc["scenario_pages"])
 
 
 def test_report_refuses_edited_results(campaign_dir, tmp_path):

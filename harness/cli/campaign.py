@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import click
 
+from harness.cli.output import json_option, print_json
 from harness.campaign import load_spec, run_campaign
 from harness.errors import CampaignError
 
@@ -21,7 +23,8 @@ def campaign() -> None:
 @click.option("--resume", is_flag=True, help="Continue the campaign in TARGET (a campaign directory).")
 @click.option("--scheduler", metavar="tcp://HOST:PORT",
               help="Run the twins as tasks on this Dask scheduler's workers (default: in this process).")
-def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None) -> None:
+@json_option("Print the summary (counts, runs, time, SLA check) as one JSON document.")
+def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None, as_json: bool) -> None:
     """Run the campaign SPEC (YAML) into a directory, or --resume the one in DIR.
 
     Exit status: 0, or 3 when the spec has ``fail_on: [sla]`` and a result's steady state
@@ -66,7 +69,13 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
                 raise
     runs = ", ".join(f"{n} on {t}" for t, n in summary.runs.items()) or "nothing new"
     held = sum(1 for _ in (summary.root / "results").glob("*.json"))
-    click.echo(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
+    if as_json:
+        print_json({"root": str(summary.root), "iterations": summary.iterations, "proposed": summary.proposed,
+                    "accepted": summary.accepted, "rejected": summary.rejected, "runs": summary.runs,
+                    "results_held": held, "elapsed_s": summary.elapsed_s, "twin_s": summary.twin_s,
+                    "sla": summary.sla})
+    say = functools.partial(click.echo, err=as_json)
+    say(f"campaign in {summary.root}: {summary.accepted} accepted, {summary.rejected} rejected of "
                f"{summary.proposed} proposed; runs: {runs}; {held} results in the directory; "
                f"{summary.elapsed_s:.1f} s")
     if summary.sla is not None:
@@ -75,7 +84,7 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
             click.echo(f"SLA: {check['unjudged']} of {check['results']} results carry no SLA verdicts "
                        "(written before verdicts existed) and are not judged", err=True)
         if not check["violations"]:
-            click.echo(f"SLA met in the steady state of all {check['results'] - check['unjudged']} judged results")
+            say(f"SLA met in the steady state of all {check['results'] - check['unjudged']} judged results")
         else:
             from harness.cli.main import EXIT_SLA
 
@@ -90,7 +99,8 @@ def run_cmd(target: str, output: str | None, resume: bool, scheduler: str | None
 @campaign.command("fidelity")
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.option("--calibrate", is_flag=True, help="Fit the flow twin's reroute-time constants to the emulation.")
-def fidelity_cmd(root: str, calibrate: bool) -> None:
+@json_option("Print the rows, the summary and the calibration as one JSON document.")
+def fidelity_cmd(root: str, calibrate: bool, as_json: bool) -> None:
     """Flow twin vs emulation, scenario by scenario."""
     from harness.campaign import CampaignStore
     from harness.campaign.fidelity import calibrate as fit, fidelity_rows, summarise
@@ -99,6 +109,14 @@ def fidelity_cmd(root: str, calibrate: bool) -> None:
     rows = fidelity_rows(store)
     if not rows:
         raise CampaignError(f"{root}: no scenario ran on both twins; add twins.emulation to the spec")
+    if as_json:
+        model = fit(store) if calibrate else None
+        print_json({"rows": rows, "summary": summarise(rows),
+                    "calibration": None if model is None else
+                    {"detection_ms": model.detection_ms, "computation_ms": model.computation_ms,
+                     "install_per_switch_ms": model.install_per_switch_ms, "source": model.source,
+                     "written": str(Path(root) / "calibration.json")}})
+        return
     click.echo(f"  {'scenario':<24}{'impacted':>9}{'loss flow':>11}{'loss emu':>10}{'util flow':>10}{'util emu':>9}"
                f"{'reroute flow':>13}{'reroute emu':>12}")
     for r in rows:
@@ -125,19 +143,26 @@ def _f(x) -> str:
 @click.argument("root", type=click.Path(file_okay=False, exists=True))
 @click.option("--check", is_flag=True,
               help="Open every page in headless chromium at 1280 px: overflow, images, table widths.")
-def report_cmd(root: str, check: bool) -> None:
+@json_option("Print the report's path, its pages and the check's rows as one JSON document.")
+def report_cmd(root: str, check: bool, as_json: bool) -> None:
     """Write report/report.html (the index, figures inline), a page per scenario, PNGs and CSVs."""
     from harness.campaign.report import build_report
 
+    say = functools.partial(click.echo, err=as_json)
     path = build_report(root)
-    click.echo(f"report: {path} ({sum(1 for _ in (path.parent / 'scenarios').glob('*.html'))} scenario pages)")
+    pages = sorted(str(p) for p in (path.parent / "scenarios").glob("*.html"))
+    say(f"report: {path} ({len(pages)} scenario pages)")
+    rows = None
     if check:
         from harness.campaign.report.browser import check_report
 
         rows = check_report(path.parent)
+    if as_json:
+        print_json({"report": str(path), "scenario_pages": pages, "check": rows})
+    if check:
         bad = [r for r in rows if r["problems"]]
         for r in bad:
-            click.echo(f"  {r['page']}: {'; '.join(r['problems'])}")
+            say(f"  {r['page']}: {'; '.join(r['problems'])}")
         if bad:
             raise CampaignError(f"{len(bad)} of {len(rows)} report pages do not read well at 1280 px")
-        click.echo(f"checked {len(rows)} pages in chromium at 1280 px: no overflow, every image loaded")
+        say(f"checked {len(rows)} pages in chromium at 1280 px: no overflow, every image loaded")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli.output import json_option, print_json
 from harness.errors import ControllerError
 
 
@@ -63,28 +64,32 @@ def controller(topology_ref: str, ofp_port: int, api_port: int, bw_scale: float 
 
 @click.command("cleanup")
 @click.option("--vms", is_flag=True, help="Also stop every VM `ani vm up` started (they are kept otherwise).")
-def cleanup(vms: bool) -> None:
+@json_option("Print what was removed as one JSON document.")
+def cleanup(vms: bool, as_json: bool) -> None:
     """Remove every bridge, namespace, interface, nft table and process ani's emulation left, and
     what stopped or untracked VMs left (qemu processes, overlays)."""
     from harness.twin.emulation.cleanup import cleanup as do_cleanup
     from harness.vm.machine import cleanup_vms
 
     done = do_cleanup() + cleanup_vms(running=vms)
+    if as_json:
+        print_json({"removed": done})
+        return
     for line in done:
         click.echo(line)
     click.echo(f"removed {len(done)} leftover(s)" if done else "nothing to clean up")
 
 
 @click.command("doctor")
-@click.option("--json", "as_json", is_flag=True, help="Print the checks as one JSON document.")
+@json_option("Print the checks as one JSON document.")
 def doctor(as_json: bool) -> None:
     """Check what the emulation twin needs; exit 1 if a required piece is missing."""
     from harness.twin.emulation.doctor import doctor as run_checks
 
     checks = run_checks()
     if as_json:
-        click.echo(json.dumps({"checks": [c.__dict__ for c in checks],
-                               "missing": [c.name for c in checks if c.required and not c.ok]}, indent=1))
+        print_json({"checks": [c.__dict__ for c in checks],
+                    "missing": [c.name for c in checks if c.required and not c.ok]})
         raise SystemExit(1 if any(c.required and not c.ok for c in checks) else 0)
     width = max(len(c.name) for c in checks)
     for c in checks:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli.output import json_option, print_json
 from harness.kg import kg_from_ref
 from harness.errors import ConfigError, ScenarioError
 from harness.fileio import atomic_write
@@ -55,8 +56,9 @@ class GeneratorChoice(click.Choice):
               help="Exit 1 when fewer valid scenarios came out (0: an ablation that may produce none).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, allow_dash=True),
               help="Write scenarios (.jsonl, .json, .yaml; - is standard output, as JSONL).")
+@json_option("Print the summary (validity, duplicates, diversity, novelty, files) as one JSON document.")
 def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, feedback_dir, screen, llm_url, model,
-                 temperature, incidents, parents, seed, min_valid, output) -> None:
+                 temperature, incidents, parents, seed, min_valid, output, as_json) -> None:
     """Propose COUNT scenarios, validate each, and print validity and diversity.
 
     Rejections (proposals the validator refused, and model outputs that could not be read
@@ -78,7 +80,9 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, feedba
     if name == "mutate" and not parents:
         raise ConfigError("--generator mutate needs --from FILE (the scenarios to mutate)")
     check_output(output)
-    say = functools.partial(click.echo, err=output == "-")   # with -o -, stdout holds the scenarios only
+    if as_json and output == "-":
+        raise ConfigError("--json prints the summary on stdout; -o - would mix the scenarios into it (give a file)")
+    say = functools.partial(click.echo, err=output == "-" or as_json)   # stdout holds the data only
     kg = kg_from_ref(topology)
     state = GenState(topology=topology, max_events=max_events)
     if parents:
@@ -122,6 +126,7 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, feedba
     rejected_lines = [{"scenario": s.model_dump(mode="json"), "reasons": [r.to_dict() for r in v]} for s, v in rejected]
     rejected_lines += [{"scenario": None, "record": r, "reasons": [{"index": None, "rule": "unreadable",
                                                                     "message": r["reason"]}]} for r in unread]
+    rej_path = None
     if rejected_lines and output == "-":
         say(f"{len(rejected_lines)} rejected proposals (write to a file with -o to keep their reasons)")
     elif rejected_lines:
@@ -133,11 +138,18 @@ def generate_cmd(topology, name, count, max_events, unconstrained, no_kg, feedba
     log = read_incidents(incidents or DEFAULT_LOG)
     distinct = len({json.dumps([e.model_dump(mode="json") for e in s.events], sort_keys=True) for s, _ in valid})
     dups = f" ({distinct} distinct, {len(valid) - distinct} duplicates of earlier ones)" if distinct < len(valid) else ""
+    nov = novelty([s for s, _ in valid], log)
     say(f"{len(valid)} valid of {attempted} attempted: validity {validity_rate(len(valid), attempted):.0%}{dups}")
     say(f"diversity: {d['distinct_pairs']} distinct (type, target) pairs, mean Jaccard distance "
                f"{d['mean_jaccard_distance']:.2f}, type entropy {d['type_entropy_bits']:.2f} bits; "
-               f"novelty vs the incident log {novelty([s for s, _ in valid], log):.0%}")
+               f"novelty vs the incident log {nov:.0%}")
     say(f"wrote {'standard output' if output == '-' else output}")
+    if as_json:
+        print_json({"generator": name, "topology": topology, "valid": len(valid), "attempted": attempted,
+                    "validity": validity_rate(len(valid), attempted), "distinct": distinct,
+                    "duplicates": len(valid) - distinct, "rejected": len(rejected_lines),
+                    "unreadable": len(unread), "diversity": d, "novelty": nov, "output": output,
+                    "rejected_file": str(rej_path) if rej_path else None})
     if len(valid) < min_valid:
         raise ScenarioError(f"{len(valid)} valid scenarios, fewer than --min-valid {min_valid} "
                             f"(the reasons are in the rejections)")

@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from harness.cli.output import json_option, print_json
 from harness.errors import AniError, ConfigError
 from harness.llm import DEFAULT_URL, EmbeddedServer, LLMClient
 
@@ -74,13 +75,18 @@ def serve(engine: str, port: int | None, model_path: str | None, host: str, thre
 @click.option("--llm-url", default=DEFAULT_URL, show_default=True, help="OpenAI-compatible base URL.")
 @click.option("--model", default=None, help="Also check that the server offers this model.")
 @click.option("--timeout", "timeout_s", type=float, default=5.0, show_default=True, help="Seconds to wait.")
-def ping(llm_url: str, model: str | None, timeout_s: float) -> None:
+@json_option("Print the server's URL and models as one JSON document.")
+def ping(llm_url: str, model: str | None, timeout_s: float, as_json: bool) -> None:
     """Say whether a model server answers and which models it has."""
     try:
         with LLMClient(llm_url, timeout_s=timeout_s, retries=0) as client:
             names = client.models()
     except AniError as exc:
         _fail(exc)
-    click.echo(f"{client.base_url} answers; models: {', '.join(names) or '(none)'}")
+    if as_json:
+        print_json({"url": client.base_url, "answers": True, "models": names,
+                    **({} if model is None else {"model_offered": model in names})})
+    else:
+        click.echo(f"{client.base_url} answers; models: {', '.join(names) or '(none)'}")
     if model is not None and model not in names:
         _fail(AniError(f"model {model!r} is not offered by {client.base_url} (it has: {', '.join(names)})"))

@@ -6,6 +6,7 @@ import functools
 
 import click
 
+from harness.cli.output import json_option, print_json
 from harness.errors import RemoteError
 
 
@@ -65,7 +66,9 @@ def remote() -> None:
 @click.option("--remote-dir", metavar="DIR", help="Working directory on the remote (default ~/ani-remote/NAME).")
 @click.option("-o", "--output", type=click.Path(file_okay=False), help="Local copy of the campaign "
               "(default campaigns/NAME).")
-def run_cmd(spec, host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key, remote_ani, remote_dir, output):
+@json_option("Print what was copied back as one JSON document (the remote's output goes to stderr).")
+def run_cmd(spec, host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key, remote_ani, remote_dir, output,
+            as_json):
     """Run the campaign SPEC on a remote host, stream its output, copy the results back.
 
     A dropped connection is re-established and the remote run re-attached (or resumed if it
@@ -75,7 +78,11 @@ def run_cmd(spec, host, port, user, key, vagrant, vm, known_hosts, accept_new_ho
 
     with _host(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key) as rh:
         done = run_remote_campaign(spec, rh, remote_dir=remote_dir, output=output, remote_ani=remote_ani,
-                                   on_line=functools.partial(click.echo, err=False))
+                                   on_line=functools.partial(click.echo, err=as_json))
+    if as_json:
+        print_json({"remote": rh.host, "remote_dir": done.remote_dir, "local_dir": str(done.local_dir),
+                    "files": done.files, "reconnects": done.reconnects, "resumes": done.resumes})
+        return
     click.echo(f"copied {done.files} files from {rh.host}:{done.remote_dir}/campaign to {done.local_dir}"
                + (f" ({done.reconnects} reconnect(s), {done.resumes} resume(s))" if done.reconnects or done.resumes
                   else ""))
@@ -84,12 +91,13 @@ def run_cmd(spec, host, port, user, key, vagrant, vm, known_hosts, accept_new_ho
 @remote.command("doctor")
 @_connection_options
 @click.option("--sudo", is_flag=True, help="Run it with `sudo -n`, as campaigns with the emulation twin are.")
-def doctor_cmd(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key, remote_ani, sudo):
+@json_option("Print the connection facts and the remote doctor's checks as one JSON document.")
+def doctor_cmd(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key, remote_ani, sudo, as_json):
     """Run `ani doctor` on the remote host; exit with its status."""
     from harness.remote import remote_doctor
 
     with _host(host, port, user, key, vagrant, vm, known_hosts, accept_new_host_key) as rh:
-        rc, text = remote_doctor(rh, remote_ani=remote_ani, sudo=sudo)
+        rc, text = remote_doctor(rh, remote_ani=remote_ani, sudo=sudo, as_json=as_json)
     click.echo(text.rstrip("\n"))
     if rc != 0:
         raise SystemExit(rc)

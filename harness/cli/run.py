@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli.output import json_option
 from harness.kg import kg_from_ref
 from harness.errors import ConfigError
 from harness.fileio import atomic_write
@@ -51,8 +52,7 @@ def cascade_options(twin_name: str, alpha: float | None, links: bool, off: bool)
 @click.option("--fail-on", "fail_on", type=click.Choice(["sla"]),
               help="sla: exit 3 when a service's SLA is violated in the steady state (the mitigated phase, "
                    "or the failure phase with --mitigate none).")
-@click.option("--json", "as_json", is_flag=True,
-              help="Print each result as one JSON line (the results.jsonl schema) instead of the tables.")
+@json_option("Print each result as one JSON line (the results.jsonl schema) instead of the tables.")
 def run_cmd(scenario_files: tuple[str, ...], topology: str | None, twin_name: str, mitigation: str, seed: int,
             calibration: str | None, output: str | None, alpha: float | None, cascade_links: bool, no_cascade: bool,
             fail_on: str | None, as_json: bool) -> None:
@@ -166,7 +166,7 @@ def _fmt(v) -> str:
 @click.option("--seed", default=0, show_default=True)
 @click.option("--top", default=15, show_default=True, help="Rows to print.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write every row as JSONL.")
-@click.option("--json", "as_json", is_flag=True, help="Print the top rows as JSON lines instead of the table.")
+@json_option("Print the top rows as JSON lines instead of the table.")
 def sweep_cmd(topology: str, k: int, kinds: str, exactly: bool, twin_name: str, seed: int, top: int,
               output: str | None, as_json: bool) -> None:
     """Every combination of up to K failed links (or routers, SRLGs), ranked by impact: the

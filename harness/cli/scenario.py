@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
+from harness.cli.output import json_option, print_json_lines
 from harness.kg import kg_from_ref
-from harness.errors import AniError
 from harness.scenario import check_scenario, read_scenarios
 from harness.scenario.model import Scenario
 from harness.scenario.validate import notes, renamed
@@ -20,7 +20,8 @@ def scenario() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--topology", "topology", help="Validate against this topology instead of each scenario's own.")
 @click.option("--seed", default=0, show_default=True, help="Traffic seed of the knowledge graph.")
-def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int) -> None:
+@json_option("Print one JSON object per scenario (file, id, valid, events, reasons, notes), one per line.")
+def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int, as_json: bool) -> None:
     """Check scenarios; exit 0 when all are valid, else 1 with one line per rejected event."""
     graphs: dict[str, object] = {}
     bad = total = 0
@@ -29,21 +30,30 @@ def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int) -> Non
             total += 1
             sid = raw.get("id", "?")
             ref = topology or raw.get("topology")
+            row = {"file": path, "id": sid, "valid": False, "events": None, "reasons": [], "notes": []}
             if not ref:
-                click.echo(f"{path}: {sid}: no topology (give --topology or a 'topology' field)")
-                bad += 1
-                continue
-            if ref not in graphs:
-                graphs[ref] = kg_from_ref(ref, seed=seed)
-            result = check_scenario(graphs[ref], raw)
-            if isinstance(result, Scenario):
-                click.echo(f"{path}: {sid}: valid ({len(result.events)} events)")
-                for note in renamed(raw, result) + notes(graphs[ref], result):
-                    click.echo(f"{path}: {sid}: note: {note}", err=True)
+                row["reasons"] = [{"index": None, "rule": "topology",
+                                   "message": "no topology (give --topology or a 'topology' field)"}]
             else:
-                bad += 1
-                for reason in result:
+                if ref not in graphs:
+                    graphs[ref] = kg_from_ref(ref, seed=seed)
+                result = check_scenario(graphs[ref], raw)
+                if isinstance(result, Scenario):
+                    row.update(valid=True, events=len(result.events),
+                               notes=renamed(raw, result) + notes(graphs[ref], result))
+                else:
+                    row["reasons"] = [r.to_dict() for r in result]
+            bad += not row["valid"]
+            if as_json:
+                print_json_lines([row])
+            elif row["valid"]:
+                click.echo(f"{path}: {sid}: valid ({row['events']} events)")
+            else:
+                for reason in (result if ref else ["no topology (give --topology or a 'topology' field)"]):
                     click.echo(f"{path}: {sid}: {reason}")
-    click.echo(f"{total - bad} of {total} scenarios valid")
+            if not as_json:
+                for note in row["notes"]:
+                    click.echo(f"{path}: {sid}: note: {note}", err=True)
+    click.echo(f"{total - bad} of {total} scenarios valid", err=as_json)
     if bad:
         raise SystemExit(1)

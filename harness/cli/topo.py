@@ -7,6 +7,7 @@ import textwrap
 
 import click
 
+from harness.cli.output import json_option, print_json_lines
 from harness.topology import link_id, list_topologies, load_topology
 
 #: Routers and links ``ani topo show`` lists before "… and N more".
@@ -21,9 +22,14 @@ def topo() -> None:
 @topo.command("list")
 @click.option("--source", type=click.Choice(["topozoo", "caida", "sndlib", "backbone", "gabriel", "shipped"]),
               help="Only this source.")
-def list_cmd(source: str | None) -> None:
+@json_option("Print one JSON object per topology, one per line.")
+def list_cmd(source: str | None, as_json: bool) -> None:
     """Names with node and link counts."""
-    for row in list_topologies(source):
+    rows = list_topologies(source)
+    if as_json:
+        print_json_lines(rows)
+        return
+    for row in rows:
         click.echo(f"{row['name']:<40} {row['nodes']:>6} nodes {row['links']:>6} links")
 
 

@@ -7,11 +7,19 @@ import time
 
 import click
 
+from harness.cli.output import json_option, print_json
+
 NAME = click.option("-n", "--name", default="default", show_default=True, help="Which VM (several can run at once).")
 
 
 def _emit(line: str) -> None:
     click.echo(line, err=True)
+
+
+def _record(v) -> dict:
+    return {"name": v.name, "pid": v.pid, "accel": v.accel, "accel_note": v.accel_note, "cpus": v.cpus,
+            "memory_mib": v.memory_mib, "image": v.image, "ssh_host": "127.0.0.1", "ssh_port": v.port,
+            "started": v.started, "boot_s": v.boot_s}
 
 
 @click.group("vm")
@@ -37,27 +45,35 @@ def build_cmd(mirror, force):
               help="KVM, software emulation (tcg), or KVM when this host can run the guest with it.")
 @click.option("--cpus", type=click.IntRange(1, 64), default=2, show_default=True)
 @click.option("--memory", type=click.IntRange(512, 262144), default=4096, show_default=True, help="MiB.")
-def up_cmd(name, accel, cpus, memory):
+@json_option("Print the VM's record (pid, port, accelerator, …) as one JSON document.")
+def up_cmd(name, accel, cpus, memory, as_json):
     """Boot the VM (building the image first if needed) and copy this checkout into it."""
     from harness.vm import machine
 
     v = machine.up(name, accel=accel, cpus=cpus, memory_mib=memory, emit=_emit)
+    if as_json:
+        print_json({"state": "running", **_record(v)})
+        return
     click.echo(f"{v.name}: running, {v.accel}, ssh root@127.0.0.1 -p {v.port} (or `ani vm ssh" + ("" if v.name == "default" else f" -n {v.name}") + "`)")
 
 
 @vm.command("status")
 @NAME
-def status_cmd(name):
-    """Is the VM running, how and where."""
+@json_option("Print the state (and the VM's record when there is one) as one JSON document.")
+def status_cmd(name, as_json):
+    """Is the VM running, how and where (exit 3 when it is not running)."""
     from harness.errors import RemoteError
     from harness.vm import machine
 
     v = machine.load(name)
-    if v is None:
-        click.echo(f"{name}: not running")
-        raise SystemExit(3)
-    if not v.alive():
-        click.echo(f"{name}: stopped (qemu pid {v.pid} gone); `ani vm down -n {name}` removes what is left")
+    if v is None or not v.alive():
+        if as_json:
+            print_json({"name": name, "state": "not running" if v is None else "stopped",
+                        **({} if v is None else _record(v))})
+        elif v is None:
+            click.echo(f"{name}: not running")
+        else:
+            click.echo(f"{name}: stopped (qemu pid {v.pid} gone); `ani vm down -n {name}` removes what is left")
         raise SystemExit(3)
     try:
         with v.host() as h:
@@ -65,6 +81,9 @@ def status_cmd(name):
     except RemoteError as exc:
         ssh = f"not answering ({exc})"
     up_for = time.time() - v.started
+    if as_json:
+        print_json({"state": "running", **_record(v), "up_s": round(up_for, 1), "ssh": ssh})
+        return
     click.echo(f"{name}: running for {up_for:.0f} s, qemu pid {v.pid}, {v.accel} ({v.accel_note}), "
                f"{v.cpus} CPUs, {v.memory_mib} MiB, image {v.image}, SSH 127.0.0.1:{v.port} {ssh}")
 

@@ -27,6 +27,7 @@ Finding ani on the remote
 from __future__ import annotations
 
 import getpass
+import json
 import os
 import posixpath
 import re
@@ -385,15 +386,26 @@ class RemoteHost:
 
 
 # ---------------------------------------------------------------------------------- doctor
-def remote_doctor(host: RemoteHost, remote_ani: str = DEFAULT_ANI, sudo: bool = False) -> tuple[int, str]:
-    """Run ``ani doctor`` on ``host``; returns its exit code and a report (connection facts + its output)."""
+def remote_doctor(host: RemoteHost, remote_ani: str = DEFAULT_ANI, sudo: bool = False,
+                  as_json: bool = False) -> tuple[int, str]:
+    """Run ``ani doctor`` on ``host``; returns its exit code and a report: connection facts and
+    its output, or with ``as_json`` one JSON document (the facts and the remote ``ani doctor
+    --json``'s checks)."""
     if host.client is None:
         host.connect()
     ani = host.find_ani(remote_ani)
     root = host.is_root()
     can_sudo = root or host.run(["sudo", "-n", "true"]).rc == 0
-    argv = (["sudo", "-n"] if sudo and not root else []) + [ani, "doctor"]
+    argv = (["sudo", "-n"] if sudo and not root else []) + [ani, "doctor"] + (["--json"] if as_json else [])
     done = host.run(argv, timeout=300)
+    if as_json:
+        try:
+            checks = json.loads(done.stdout)
+        except ValueError:
+            raise RemoteError(f"`{' '.join(argv)}` on {host.where} did not print JSON (exit {done.rc}): "
+                              f"{(done.stdout + done.stderr).strip()[-300:]}") from None
+        return done.rc, json.dumps({"remote": host.where, "remote_ani": ani, "root": root,
+                                    "passwordless_sudo": can_sudo, **checks}, indent=2)
     head = (f"remote: {host.where}\nremote ani: {ani}\nroot: {'yes' if root else 'no'}; "
             f"passwordless sudo: {'yes' if can_sudo else 'no (campaigns with twins.emulation will fail)'}\n")
     return done.rc, head + done.stdout + done.stderr

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from click.testing import CliRunner
 
 from harness.campaign import CampaignStore, parse_spec, run_campaign
 from harness.campaign.fidelity import fidelity_rows
 from harness.campaign.report import SECTIONS, build_report
+from harness.cli.main import _register, cli
+
+_register()
 
 pytestmark = [pytest.mark.root, pytest.mark.model]
 
@@ -36,6 +42,9 @@ def test_small_real_campaign_on_both_twins(tmp_path, need_emulation):
         assert any("delay" in x for x in r.not_modelled)
     rows = fidelity_rows(store)
     assert len(rows) == 2 and all(0.0 <= row["impacted_jaccard"] <= 1.0 for row in rows)
+    r = CliRunner().invoke(cli, ["campaign", "fidelity", str(root), "--json"])
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and len(doc["rows"]) == 2 and doc["summary"]["scenarios"] == 2 and doc["calibration"] is None
     html = build_report(root).read_text()
     assert all(f"id='{k}'" in html for k in SECTIONS)
     assert "No scenario ran on both twins" not in html

@@ -211,6 +211,7 @@ def test_background_traffic_loads_the_baseline(ring_twin):
         assert 0 < r.meta["latency_floor_ms"]["baseline"] <= r.row("baseline").latency_ms_mean
     assert "queueing behind background frames" in on.meta["latency_note"]
     assert "queueing" not in off.meta["latency_note"]
+    assert any(m.startswith("queueing delay at the real link rates") for m in on.not_modelled)
 
 
 @pytest.mark.root

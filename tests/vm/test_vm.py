@@ -69,6 +69,12 @@ def test_cli_up_on_a_running_vm_syncs_and_says_so(vm):
 def test_vm_status_and_ssh(vm):
     r = subprocess.run([ANI, "vm", "status", "-n", NAME], capture_output=True, text=True)
     assert r.returncode == 0 and "running" in r.stdout and "answers" in r.stdout, r.stdout + r.stderr
+    r = subprocess.run([ANI, "vm", "status", "-n", NAME, "--json"], capture_output=True, text=True)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["state"] == "running" and doc["ssh"] == "answers" and doc["ssh_port"] == vm.port
+    r = subprocess.run([ANI, "remote", "doctor", "--vm", NAME, "--json"], capture_output=True, text=True, timeout=300)
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["root"] is True and not doc["missing"], r.stdout + r.stderr
     r = subprocess.run([ANI, "vm", "ssh", "-n", NAME, "--", "cat", "/etc/hostname"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.strip() == "ani-vm"
 

@@ -140,6 +140,9 @@ def test_cli_vm_status_of_a_missing_vm(monkeypatch, tmp_path):
     r = subprocess.run([sys.executable, "-m", "harness.cli", "vm", "status", "-n", "nope"],
                        capture_output=True, text=True, env={**os.environ})
     assert r.returncode == 3 and "nope: not running" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "vm", "status", "-n", "nope", "--json"],
+                       capture_output=True, text=True, env={**os.environ})
+    assert r.returncode == 3 and json.loads(r.stdout) == {"name": "nope", "state": "not running"}
     r = subprocess.run([sys.executable, "-m", "harness.cli", "vm", "ssh", "-n", "nope"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no VM 'nope'" in r.stderr

@@ -664,6 +664,10 @@ class EmulationTwin:
         else:
             not_modelled.append("propagation delay (no netem: latency is forwarding + queueing only, "
                                 "and the services' latency SLA is not checked)")
+        if self.background and bw < 1.0:
+            not_modelled.append(f"queueing delay at the real link rates (links run at capacity x {bw:g}, so a probe "
+                                f"waits {1 / bw:g}x longer behind a background frame; latency_floor_ms leaves "
+                                f"queueing out)")
         if sampled:
             not_modelled.append(f"all KG flows (a covering sample of {len(flows)} is monitored)")
         meta = {
