@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from harness.campaign.fidelity import _cascade_reasons, compare, summarise
 from harness.twin.emulation.twin import baseline_health
 from harness.twin.kpi import KPIRow, ScenarioResult
@@ -75,7 +77,7 @@ def test_probes_are_part_of_the_traffic_they_measure():
     import networkx as nx
 
     from harness.kg import build_kg
-    from harness.twin.emulation.background import plan_background
+    from harness.twin.emulation.background import FLOOR_PPS, FRAME_BYTES, MIN_FRAME_BYTES, plan_background
     from harness.twin.emulation.twin import PROBE_FRAME_BYTES, probe_load
 
     # A->B's probe achieved 20 Hz, B->A's 25: each direction carries one's requests and the other's replies
@@ -93,6 +95,16 @@ def test_probes_are_part_of_the_traffic_they_measure():
     assert dict(plan.per_src["A"])["B"] == rate - 0.0196
     assert "B" not in plan.per_src and plan.sinks == ["B"]         # B's probes outweigh its flow
     assert plan.probe_excess_mbps == 1e3 - dict(full.per_src["B"])["A"]
+    # every monitored flow sends >= FLOOR_PPS of its own packets (one-way judgement): smaller
+    # frames at the same bit rate, or minimum frames at the floor when its demand is below that
+    low = plan_background(kg, 1e-5, probe_mbps={("B", "A"): 1e3}, floor_pairs=[("A", "B"), ("B", "A")])
+    a_b = dict(low.per_src["A"])["B"]
+    assert a_b == dict(plan_background(kg, 1e-5).per_src["A"])["B"]          # bit rate kept
+    assert low.flow_pps("A", "B", a_b) >= FLOOR_PPS and MIN_FRAME_BYTES <= low.frame("A", "B") < FRAME_BYTES
+    b_a = dict(low.per_src["B"])["A"]
+    assert low.frame("B", "A") == MIN_FRAME_BYTES and low.flow_pps("B", "A", b_a) == pytest.approx(FLOOR_PPS)
+    assert low.floor_pairs == 2 and low.floor_excess_mbps == pytest.approx(b_a)
+    assert plan_background(kg, 1e-3, floor_pairs=[("A", "B")]).frames == {}    # already above the floor
 
 
 def test_injected_traffic_rides_on_every_sources_sender(tmp_path):

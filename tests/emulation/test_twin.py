@@ -198,7 +198,8 @@ def test_background_traffic_loads_the_baseline(ring_twin):
     # the KG's demand less what the probes carry of it (they are part of their flows' traffic)
     assert 0 < bg["probe_mbps"] < 0.2 * bg["target_mbps"]
     assert bg["target_mbps"] == pytest.approx(sum(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows) * 1e-3
-                                              - bg["probe_mbps"] + bg["probe_excess_mbps"], rel=1e-3)
+                                              - bg["probe_mbps"] + bg["probe_excess_mbps"]
+                                              + bg["floor_excess_mbps"], rel=1e-3)
     assert bg["achieved_share"] > 0.9 and bg["senders_reporting"] == 4
     assert any("traffic matrix as background" in m for m in on.modelled)
     assert off.meta["background"] == {"enabled": False}

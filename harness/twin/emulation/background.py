@@ -64,6 +64,16 @@ from pathlib import Path
 #: Ethernet frame size of background packets (bytes, without FCS): a full 1500-byte MTU
 #: packet, because the userspace datapath's cost is per packet, not per byte.
 FRAME_BYTES = 1514
+#: Packets per second every *monitored* flow sends at least, so its loss and reachability are
+#: judged one-way on its own packets (the twin needs >= 20 in a window and >= 5 in its last
+#: second): a flow whose demand gives fewer full frames sends smaller frames at the same bit
+#: rate, down to :data:`MIN_FRAME_BYTES`; below that it sends ``FLOOR_PPS`` minimum frames and
+#: the plan records the excess.  Without it such flows were judged on their ICMP probes, whose
+#: replies take the reverse path: a router blackholing its own outgoing traffic then "broke"
+#: the flows *to* it too (the fidelity suite's misconfiguration disagreements, 2026-12-05).
+FLOOR_PPS = 10.0
+#: Smallest background frame (Ether + IPv4 + UDP + the 12-byte marker, padded).
+MIN_FRAME_BYTES = 64
 #: Total background packet rate above which the matrix is scaled down uniformly.
 DEFAULT_MAX_PPS = 5000.0
 #: Total background switch traversals per second above which the matrix is scaled down.
@@ -101,6 +111,16 @@ class BackgroundPlan:
     #: per source: injected surge / flood traffic its sender adds while an event lasts:
     #: ``{"event", "dst", "mbps", "start_file"}`` (see :func:`plan_background`)
     bursts: dict[str, list[dict]] = field(default_factory=dict)
+    #: ``(src, dst) -> frame bytes`` of flows sent in smaller frames (:data:`FLOOR_PPS`)
+    frames: dict[tuple[str, str], int] = field(default_factory=dict)
+    floor_pairs: int = 0             # monitored flows raised to the floor packet rate
+    floor_excess_mbps: float = 0.0   # what the floor sends beyond those flows' demand
+
+    def frame(self, src: str, dst: str) -> int:
+        return self.frames.get((src, dst), self.frame_bytes)
+
+    def flow_pps(self, src: str, dst: str, mbps: float) -> float:
+        return mbps * 1e6 / 8 / self.frame(src, dst)
 
     @property
     def burst_mbps(self) -> float:
@@ -112,7 +132,7 @@ class BackgroundPlan:
 
     @property
     def pps(self) -> float:
-        return self.sent_mbps * 1e6 / 8 / self.frame_bytes
+        return sum(self.flow_pps(s, d, m) for s, v in self.per_src.items() for d, m in v)
 
     def record(self) -> dict:
         return {"flows": self.flows, "senders": len(self.per_src), "sink_only_hosts": len(self.sinks),
@@ -122,6 +142,8 @@ class BackgroundPlan:
                 self.max_hop_pps,
                 "budget_scale": round(self.scale, 6), "frame_bytes": self.frame_bytes,
                 "probe_excess_mbps": round(self.probe_excess_mbps, 4),
+                "floor_pps": FLOOR_PPS, "floor_pairs": self.floor_pairs,
+                "floor_excess_mbps": round(self.floor_excess_mbps, 4),
                 "injected_flows": sum(len(v) for v in self.bursts.values()),
                 "injected_mbps": round(self.burst_mbps, 4),
                 "sink": f"UDP port {SINK_PORT} bound and never read (no ICMP port-unreachable)"}
@@ -129,14 +151,17 @@ class BackgroundPlan:
 
 def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
                     max_hop_pps: float = DEFAULT_MAX_HOP_PPS, frame_bytes: int = FRAME_BYTES,
-                    probe_mbps: dict | None = None, bursts: list[dict] = ()) -> BackgroundPlan:
+                    probe_mbps: dict | None = None, bursts: list[dict] = (),
+                    floor_pairs=(), floor_pps: float = FLOOR_PPS) -> BackgroundPlan:
     """The KG's flows as per-source send lists at ``demand × bw_scale``, scaled down
     uniformly when the total exceeds ``max_pps`` or ``max_hop_pps``; each flow then less
     ``probe_mbps[(src, dst)]`` (the probes' own traffic on that pair, which is part of the
     flow's demand), never below 0 — :attr:`BackgroundPlan.probe_excess_mbps` is what the
     probes send beyond their flows' demands.  ``bursts``: injected traffic
     (``{"event", "src", "dst", "mbps", "start_file"}``, ``mbps`` already in emulated units)
-    each source's sender adds while its event lasts, scaled by the same budget factor."""
+    each source's sender adds while its event lasts, scaled by the same budget factor.
+    ``floor_pairs``: the monitored ``(src, dst)`` flows, each sent at ``floor_pps`` at least
+    (smaller frames, see :data:`FLOOR_PPS`), after all of the above."""
     import networkx as nx
 
     per: dict[str, list[tuple[str, float]]] = {}
@@ -170,6 +195,24 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
                 kept.append((d, max(0.0, m - p)))
             per[s] = [(d, m) for d, m in kept if m > 0]
         per = {s: v for s, v in per.items() if v}
+    frames: dict[tuple[str, str], int] = {}
+    floor_excess = 0.0
+    raised = 0
+    for s_, d_ in sorted(set(floor_pairs)):
+        if s_ == d_:
+            continue
+        flows_s = dict(per.get(s_, []))
+        m = flows_s.get(d_, 0.0)
+        if m * 1e6 / 8 / frame_bytes >= floor_pps:
+            continue
+        fb = max(MIN_FRAME_BYTES, min(frame_bytes, int(m * 1e6 / 8 / floor_pps)))
+        if m * 1e6 / 8 / fb < floor_pps:      # even minimum frames: send the floor, note the excess
+            floor_excess += floor_pps * fb * 8 / 1e6 - m
+            m = floor_pps * fb * 8 / 1e6
+        frames[(s_, d_)] = fb
+        flows_s[d_] = m
+        per[s_] = sorted(flows_s.items())
+        raised += 1
     by_src: dict[str, list[dict]] = {}
     for b in bursts:
         if b["mbps"] > 0 and b["src"] != b["dst"]:
@@ -179,7 +222,8 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
     dsts = {d for v in per.values() for d, _ in v} | {b["dst"] for v in by_src.values() for b in v}
     return BackgroundPlan(per_src=dict(sorted(per.items())), flows=n, offered_mbps=total, scale=scale,
                           frame_bytes=frame_bytes, max_pps=max_pps, hop_pps=hops * scale, max_hop_pps=max_hop_pps,
-                          sinks=sorted(dsts - set(per) - set(by_src)), probe_excess_mbps=excess, bursts=by_src)
+                          sinks=sorted(dsts - set(per) - set(by_src)), probe_excess_mbps=excess, bursts=by_src,
+                          frames=frames, floor_pairs=raised, floor_excess_mbps=floor_excess)
 
 
 class Background:
@@ -214,7 +258,8 @@ class Background:
             spec = {"iface": net.netns(src), "src_mac": net.host_mac(src), "src_ip": net.host_ip(src),
                     "frame": self.plan.frame_bytes, "port": SINK_PORT,
                     "flows": [{"dst": d, "dst_ip": net.host_ip(d), "dst_mac": net.host_mac(d),
-                               "pps": m * 1e6 / 8 / self.plan.frame_bytes} for d, m in flows],
+                               "pps": self.plan.flow_pps(src, d, m), "frame": self.plan.frame(src, d)}
+                              for d, m in flows],
                     "bursts": [{"event": b["event"], "dst": b["dst"], "dst_ip": net.host_ip(b["dst"]),
                                 "dst_mac": net.host_mac(b["dst"]), "pps": b["mbps"] * 1e6 / 8 / self.plan.frame_bytes,
                                 "start_file": b["start_file"]} for b in self.plan.bursts.get(src, [])]}
@@ -369,8 +414,9 @@ def main(argv=None) -> int:
     n_bg = len(flows)       # flows [0, n_bg) are background; the rest injected bursts
     flows += [dict(b, burst=True) for b in spec.get("bursts", []) if b["pps"] > 0]
     frame = int(spec.get("frame", FRAME_BYTES))
+    sizes = [int(f.get("frame", frame)) for f in flows]
     pkts = [bytearray(build_frame(spec["src_mac"], f["dst_mac"], spec["src_ip"], f["dst_ip"], 20000 + j,
-                                  int(spec.get("port", SINK_PORT)), frame)) for j, f in enumerate(flows)]
+                                  int(spec.get("port", SINK_PORT)), sizes[j])) for j, f in enumerate(flows)]
     marks = [BURST_MAGIC if f.get("burst") else MAGIC for f in flows]
     #: a burst's (start, end) epoch times, once its event's start file exists
     windows: dict[int, tuple[float, float]] = {}
@@ -380,6 +426,7 @@ def main(argv=None) -> int:
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         sock.bind((spec["iface"], 0))
     target_pps = sum(f["pps"] for f in flows[:n_bg])
+    target_bytes = sum(f["pps"] * sizes[j] for j, f in enumerate(flows[:n_bg]))   # per second
     print(json.dumps({"ready": True, "flows": n_bg, "bursts": len(flows) - n_bg,
                       "target_pps": round(target_pps, 1)}), flush=True)
     n = len(flows)
@@ -440,6 +487,7 @@ def main(argv=None) -> int:
         for (ip, b), n_ in sorted(recv.items()):
             per_src_bins.setdefault(ip, {})[b] = n_
         total = sum(sent[:n_bg])
+        total_bytes = sum(sent[j] * sizes[j] for j in range(n_bg))
         bursts_out = []
         for j in range(n_bg, len(flows)):
             w = windows.get(j)
@@ -448,10 +496,10 @@ def main(argv=None) -> int:
                                "target_mbps": round(flows[j]["pps"] * frame * 8 / 1e6, 6),
                                "achieved_mbps": round(sent[j] * frame * 8 / span / 1e6, 6) if span > 0 else None,
                                "window_s": round(span, 4)})
-        print(json.dumps({"sent_packets": total, "sent_bytes": total * frame, "elapsed_s": round(elapsed, 4),
-                          "pps": round(total / elapsed, 1), "mbps": round(total * frame * 8 / elapsed / 1e6, 4),
+        print(json.dumps({"sent_packets": total, "sent_bytes": total_bytes, "elapsed_s": round(elapsed, 4),
+                          "pps": round(total / elapsed, 1), "mbps": round(total_bytes * 8 / elapsed / 1e6, 4),
                           "target_pps": round(target_pps, 1),
-                          "target_mbps": round(target_pps * frame * 8 / 1e6, 4), "errors": errors,
+                          "target_mbps": round(target_bytes * 8 / 1e6, 4), "errors": errors,
                           "per_dst": {f["dst"]: sent[j] for j, f in enumerate(flows[:n_bg])},
                           "sent_bins": _merge_bins((f["dst"], sent_bins[j]) for j, f in enumerate(flows[:n_bg])),
                           "recv_bins": per_src_bins, "recv_other": other[0], "bursts": bursts_out}), flush=True)

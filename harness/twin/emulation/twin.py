@@ -414,7 +414,8 @@ class EmulationTwin:
                           for i, e in events for t in carried_traffic(event_types.effect_of(kg, e, i))]
                 bg = Background(net, plan_background(kg, bw, max_pps=self.background_max_pps,
                                                      max_hop_pps=self.background_max_hop_pps,
-                                                     probe_mbps=probe_mbps, bursts=bursts),
+                                                     probe_mbps=probe_mbps, bursts=bursts,
+                                                     floor_pairs=pairs),
                                 sdir / "background")
                 bg_info.update(bg.plan.record(), probe_mbps=round(sum(probe_mbps.values()), 4))
                 timings["background_start_s"] = bg.start()
