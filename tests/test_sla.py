@@ -20,7 +20,7 @@ from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import read_scenarios, validate_scenario
 from harness.twin.flow.twin import FlowTwin
 from harness.twin.kpi import KPIRow, ScenarioResult
-from harness.twin.sla import FlowSample, judge, steady_phase, summary, violations
+from harness.twin.sla import FlowSample, judge, loss_exceeds, steady_phase, summary, violations
 
 _register()
 
@@ -65,6 +65,17 @@ def test_verdicts_per_service_metric_and_phase():
     data = verdict(vs, "data", "failure", "loss_pct")
     assert data.violated is False and data.excess == pytest.approx(-1.0)
     assert verdict(vs, "data", "failure", "latency_ms").violated is False
+
+
+def test_a_measured_loss_is_over_its_bound_only_beyond_sampling_error():
+    """Loss counted on packets (the emulation) is judged with a Wilson bound: 1 lost of 20 (5 %)
+    is not over voice's 1 %, 2 of 20 are; the same 5 % as an exact figure (the flow twin) is."""
+    assert not loss_exceeds(1, 20, 1.0) and loss_exceeds(2, 20, 1.0) and loss_exceeds(20, 20, 1.0)
+    assert not loss_exceeds(0, 20, 0.0) and not loss_exceeds(3, 200, 1.0) and loss_exceeds(5, 200, 1.0)
+    samples = {"failure": {"a~b": FlowSample(5.0, 5.0, True, 20), "b~a": FlowSample(5.0, 10.0, True, 20),
+                           "a~c": FlowSample(5.0, 5.0, True), "c~a": OK}}
+    loss = verdict(judge(tiny_kg(), samples), "voice", "failure", "loss_pct")
+    assert loss.violated and loss.flows == ["b~a", "a~c"] and loss.worst == 10.0
 
 
 def test_unmeasured_flows_and_metrics_are_said():

@@ -57,9 +57,12 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     least :data:`MIN_LAST_PACKETS` there, else of their probes (round trip: a broken
     reverse path also counts).
     impacted_nodes: :func:`harness.twin.kpi.impacted_routers` with broken = unreachable or
-    loss above the flow's service SLA loss bound: the loss of the flow's own background
-    packets when it offered at least :data:`MIN_TRAFFIC_PACKETS` in the window (a policer
-    drops full-size packets more than small probes), else its probe loss.  The latency SLA
+    loss above the flow's service SLA loss bound beyond sampling error
+    (:func:`~harness.twin.sla.loss_exceeds`: a window holds tens of packets of
+    a small flow): the loss of the flow's own background packets when it offered at least
+    :data:`MIN_TRAFFIC_PACKETS` in the window (a policer drops full-size packets more than
+    small probes; every monitored flow sends at least ``background.FLOOR_PPS``), else its
+    probe loss.  The latency SLA
     is not checked: no propagation delay is emulated without netem.
     SLA verdicts (:mod:`harness.twin.sla`): per monitored flow and phase, its latency (mean
     RTT/2 of its probes), its loss (as judged for impacted_nodes above) and its reachability
@@ -112,7 +115,7 @@ from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
 from harness.twin.emulation import profile
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
-from harness.twin.sla import FlowSample, judge
+from harness.twin.sla import FlowSample, judge, loss_exceeds
 
 #: Ethernet frame of a probe's echo request or reply: ping's default 56-byte payload + ICMP 8
 #: + IPv4 20 + Ethernet 14 bytes.
@@ -886,11 +889,13 @@ class EmulationTwin:
             sla = kg.attrs("service", fa["service"])["sla_loss_pct"]
             offered, got = win.get((fa["src"], fa["dst"]), (0, 0))
             if offered >= MIN_TRAFFIC_PACKETS:     # the flow's own packets, else its probes
-                flow_loss = 100.0 * (offered - got) / offered
+                flow_loss, n_loss = 100.0 * (offered - got) / offered, offered
+                over = loss_exceeds(offered - got, offered, sla)
             else:
-                flow_loss = 100.0 * (s - ok_) / s if s else None
-            broken[f] = bool(unreach or (flow_loss or 0.0) > sla)
-            samples[f] = FlowSample(None if unreach else lat_f, flow_loss, not unreach)
+                flow_loss, n_loss = (100.0 * (s - ok_) / s if s else None), s
+                over = loss_exceeds(s - ok_, s, sla)
+            broken[f] = bool(unreach or over)
+            samples[f] = FlowSample(None if unreach else lat_f, flow_loss, not unreach, n_loss or None)
             if trigger is not None and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
                 g = (timed or parsed)[(fa["src"], fa["dst"])].disruption_s(trigger, b)
                 if g is not None:   # a rerouted pair that lost nothing counts with its small gap
