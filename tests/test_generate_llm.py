@@ -37,6 +37,24 @@ def test_twenty_constrained_scenarios_are_all_valid(server, abilene_kg):
         assert s.provenance.model == server.model and s.provenance.prompt_hash == r["prompt_hash"]
         assert r["tokens"] > 0 and r["attempts"] >= len(s.events)
     assert len({(e.event_type, e.target) for s in out for e in s.events}) > 3
+    sigs = [frozenset((e.event_type, e.target) for e in s.events) for s in out]
+    assert len(set(sigs)) == len(sigs)            # no evaluation spent on a repeat (llm.unseen)
+
+
+def test_the_last_step_leaves_out_repeats(abilene_kg):
+    from harness.generate.llm import unseen
+
+    def sc(i, *evs):      # shapes only: unseen compares (type, target) sets
+        return Scenario.model_validate({"id": f"s{i}", "topology": "topozoo/Abilene", "events": [
+            {"event_type": et, "target": t, "timestamp": 1.0 + j} for j, (et, t) in enumerate(evs)]})
+
+    options = {"fiber_link_failure": ["Chicago-NewYork", "Denver-KansasCity"], "router_failure": ["Denver"]}
+    history = [sc(0, ("router_failure", "Denver")), sc(1, ("router_failure", "Atlanta"), ("fiber_link_failure", "Chicago-NewYork"))]
+    assert unseen(options, [], history) == {"fiber_link_failure": ["Chicago-NewYork", "Denver-KansasCity"]}
+    prev = history[1].events[:1]
+    assert unseen(options, prev, history) == {"fiber_link_failure": ["Denver-KansasCity"], "router_failure": ["Denver"]}
+    assert unseen({"router_failure": ["Denver"]}, [], history) == {"router_failure": ["Denver"]}   # nothing else left
+    assert unseen(options, [], []) == options
 
 
 def test_unconstrained_ablation_is_measured_not_assumed(server, abilene_kg):
