@@ -18,6 +18,8 @@ import argparse
 import ctypes
 import gc
 import os
+import sys
+import tempfile
 import time
 import tracemalloc
 from collections import Counter
@@ -33,6 +35,23 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def pymalloc_arenas() -> int:
+    """Python's small-object allocator: 1 MiB arenas in use (``sys._debugmallocstats``)."""
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        for line in tmp.read().decode().splitlines():
+            if line.startswith("# arenas allocated current"):
+                return int(line.split("=")[1].replace(",", ""))
+    return -1
 
 
 def object_types() -> Counter:
@@ -83,7 +102,8 @@ def main() -> None:
             if i in (1, 10, warm) or i % 10 == 0 or i == args.n:
                 print(f"  {i:4d} scenarios  {time.perf_counter() - t0:7.1f} s  RSS {m:7.1f} MiB  "
                       + (f"(before malloc_trim {m_before:.1f}) " if args.trim else "") +
-                      f"{len(gc.get_objects())} objects, {len(os.listdir('/proc/self/task'))} threads, "
+                      f"{len(gc.get_objects())} objects, {pymalloc_arenas()} pymalloc arenas, "
+                      f"{len(os.listdir('/proc/self/task'))} threads, "
                       f"{len(os.listdir('/proc/self/fd'))} fds (last: {sc.id}, failure loss {loss:.1f} %)", flush=True)
         end = tracemalloc.take_snapshot() if snap is not None else None
     per = slope(xs, ys) * 1024 if len(xs) > 1 else float("nan")
