@@ -137,6 +137,28 @@ def test_best_of_n_keeps_the_most_damaging_valid_candidate(server, abilene_kg):
         assert kept == pytest.approx(max(scr["losses_pct"]), abs=1e-3)
 
 
+def test_feedback_grows_chains_from_the_most_damaging_scenario(server, abilene_kg):
+    """With feedback, some two-event proposals keep the worst scenario's first event and the
+    model writes the second (seed 4: proposals 0 and 5 chain, deterministically); every
+    proposal stays valid, and without feedback nothing chains."""
+    from harness.scenario import validate_scenario
+
+    parent = validate_scenario(abilene_kg, {"id": "worst-1", "topology": "topozoo/Abilene", "events": [
+        {"event_type": "router_failure", "target": "KansasCity", "timestamp": 5.0}]})
+    fb = Feedback(worst=[{"id": "worst-1", "events": "router_failure@KansasCity", "targets": ["KansasCity"],
+                          "loss_pct": 40.0, "impacted_nodes": 3, "cascade_depth": 0, "why": ""}])
+    state = GenState(topology="topozoo/Abilene", max_events=2, history=[parent])
+    with make(server) as gen:
+        out = gen.propose(abilene_kg, state, fb, 6, seed=4)
+    assert all(isinstance(check_scenario(abilene_kg, s), Scenario) for s in out)
+    chained = [s for s in out if s.provenance.extra.get("continues") == "worst-1"]
+    assert len(chained) == 2
+    for s in chained:
+        assert len(s.events) == 2 and s.events[0] == parent.events[0] and s.events[1].timestamp >= 5.0
+    with make(server, use_feedback=False) as gen:
+        assert not any(s.provenance.extra.get("continues") for s in gen.propose(abilene_kg, state, fb, 6, seed=4))
+
+
 def test_feedback_steers_the_shortlist_only_when_enabled(abilene_kg):
     """With feedback, the worst scenarios' targets and their surroundings are offered first;
     the no-feedback ablation does not see them."""

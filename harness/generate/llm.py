@@ -34,7 +34,9 @@ element of the right kind by name; ``use_feedback=False`` — feedback is left o
 the prompt and from the shortlist (with feedback, the targets of the most damaging scenarios so
 far and their surroundings are offered first). ``screen=n`` — best-of-n: n candidates per
 scenario, the most damaging valid one kept, judged by the flow twin (:meth:`_screened`).
-Every arm's last step leaves out what would repeat an earlier proposal (:func:`unseen`).
+Every arm's last step leaves out what would repeat an earlier proposal (:func:`unseen`); with
+feedback, half the multi-event proposals continue one of the most damaging scenarios so far
+(:meth:`LLMGenerator._chain_parent`).
 """
 
 from __future__ import annotations
@@ -246,12 +248,15 @@ class LLMGenerator:
         rng = random.Random(f"{seed}:{state.iteration}:{k}")
         count = rng.randint(1, state.max_events)
         allowed = state.event_types or event_types.names()
-        events: list[Event] = []
+        parent = self._chain_parent(state, feedback, count, rng)
+        events: list[Event] = ([e for e in parent.events if e.event_type in allowed][:count - 1]
+                               if parent is not None else [])
+        continues = parent.id if events else None
         prompts: list[str] = []
         tokens = attempts = 0
         failed = False
         offered: list[dict] = []
-        for step in range(count):
+        for step in range(len(events), count):
             t_min = events[-1].timestamp if events else 0.0
             options = self._options(kg, events, t_min, allowed)
             if step == count - 1:
@@ -297,10 +302,26 @@ class LLMGenerator:
                                   prompt_hash=record["prompt_hash"],
                                   extra={"temperature": self.temperature, "tokens": record["tokens"],
                                          "attempts": attempts, "shortlist": offered,
-                                         "description": described_by}))
+                                         "description": described_by,
+                                         **({"continues": continues} if continues else {})}))
         record["id"] = scenario.id     # its verdict is the validator's, at the edge (the campaign loop)
         self.records.append(record)
         return scenario
+
+    def _chain_parent(self, state: GenState, feedback, count: int, rng: random.Random) -> Scenario | None:
+        """With feedback, :data:`CHAIN_SHARE` of the multi-event proposals continue one of the
+        three most damaging scenarios so far: its first events are kept (they were valid and
+        hurt on the twin) and the model writes the rest — chains grown from what worked."""
+        if not (self.use_feedback and feedback is not None and feedback.worst) or count < 2:
+            return None
+        if rng.random() >= CHAIN_SHARE:
+            return None
+        w = feedback.worst[rng.randrange(min(3, len(feedback.worst)))]
+        parent = next((s for s in state.history if s.id == w["id"]), None)
+        if parent is None or not parent.events:
+            return None
+        last = parent.events[min(len(parent.events), count - 1) - 1].timestamp
+        return parent if last < latest_event_time(state.horizon_s) - 1.0 else None
 
     def _options(self, kg, events, t_min, allowed) -> dict[str, list[str]]:
         if self.use_kg:
@@ -368,6 +389,10 @@ class LLMGenerator:
         if supported(text, events):
             return text[:300], tokens, "model"
         return derived_description(kg, events), tokens, "derived"
+
+
+#: With feedback, the share of multi-event proposals that continue a most damaging scenario.
+CHAIN_SHARE = 0.5
 
 
 def unseen(options: dict[str, list[str]], events: list[Event], history) -> dict[str, list[str]]:
