@@ -10,6 +10,12 @@ the way and its growth per scenario: a least-squares slope over the scenarios af
 quarter (warm-up: imports, caches, the first network). ``--trace`` also prints the ten places
 whose Python allocations grew most between the end of the warm-up and the end (tracemalloc,
 which slows the driver). Root and Open vSwitch, like the emulation.
+
+Measured on this 2-core machine (2026-12-05, Abilene, 1 s windows): 200 scenarios in 2217 s,
+none rebuilt; RSS 100.0 MiB after the first, 101.2 MiB after the warm-up (50), one step of +5
+MiB between scenarios 60 and 70 (pymalloc took 5 more 1 MiB arenas and kept them), then 108.0
+MiB from scenario 80 to 200; containers +1 per ~4 scenarios (83,680 -> 83,721, constant after
+80), 3 threads, 7 fds throughout: +23.9 KiB per scenario by least squares (goal |slope| < 50).
 """
 
 from __future__ import annotations
