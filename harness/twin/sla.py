@@ -38,6 +38,15 @@ class FlowSample(NamedTuple):
     reachable: bool
     loss_packets: int | None = None
 
+    def loss_over(self, bound_pct: float) -> bool:
+        """The loss is above ``bound_pct`` — a measured one (``loss_packets`` given) beyond
+        sampling error (:func:`loss_exceeds`); no loss figure is never over."""
+        if self.loss_pct is None:
+            return False
+        if self.loss_packets is None:
+            return self.loss_pct > bound_pct
+        return loss_exceeds(round(self.loss_pct * self.loss_packets / 100.0), self.loss_packets, bound_pct)
+
 
 #: z of the one-sided 97.5 % bound :func:`loss_exceeds` uses.
 LOSS_CONFIDENCE_Z = 1.96
@@ -122,10 +131,9 @@ def _verdict(service: str, phase: str, metric: str, bound: float, measured: list
     counted = len(measured) - sum(1 for _, s in measured if s.reachable and s[k] is None)
     if not counted:
         return SLAVerdict(**base, violated=None, note=f"none of the service's {total} flows was measured")
-    n = {f: s.loss_packets for f, s in measured}
-    over = sorted(((f, v) for f, v in values
-                   if (v > bound if metric != "loss_pct" or n[f] is None else
-                       loss_exceeds(round(v * n[f] / 100.0), n[f], bound))), key=lambda x: (-x[1], x[0]))
+    sample = dict(measured)
+    over = sorted(((f, v) for f, v in values if (sample[f].loss_over(bound) if metric == "loss_pct" else v > bound)),
+                  key=lambda x: (-x[1], x[0]))
     cut_off = set(unreachable)
     worst = max((v for _, v in values), default=None)
     notes = []

@@ -58,7 +58,7 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     reverse path also counts).
     impacted_nodes: :func:`harness.twin.kpi.impacted_routers` with broken = unreachable or
     loss above the flow's service SLA loss bound beyond sampling error
-    (:func:`~harness.twin.sla.loss_exceeds`: a window holds tens of packets of
+    (:meth:`~harness.twin.sla.FlowSample.loss_over`: a window holds tens of packets of
     a small flow): the loss of the flow's own background packets when it offered at least
     :data:`MIN_TRAFFIC_PACKETS` in the window (a policer drops full-size packets more than
     small probes; every monitored flow sends at least ``background.FLOOR_PPS``), else its
@@ -115,7 +115,7 @@ from harness.twin.emulation.observe import failure_view
 from harness.twin.emulation.probes import Probes
 from harness.twin.emulation import profile
 from harness.twin.kpi import CONGESTION_THRESHOLD, KPIRow, ScenarioResult, impacted_routers
-from harness.twin.sla import FlowSample, judge, loss_exceeds
+from harness.twin.sla import FlowSample, judge
 
 #: Ethernet frame of a probe's echo request or reply: ping's default 56-byte payload + ICMP 8
 #: + IPv4 20 + Ethernet 14 bytes.
@@ -610,20 +610,18 @@ class EmulationTwin:
                                        traffic, rerouted_f, timed)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
+        pair_loss = {}
         floor = {}     # per phase: the propagation-and-forwarding floor, without queueing
         for ph, (a, b) in windows.items():
-            mins = [min(rtts) / 2.0 for f in flows
-                    for rtts in (parsed[tuple(kg.attrs("flow", f)[k] for k in ("src", "dst"))].window(a, b)[2],)
-                    if rtts]
-            floor[ph] = round(sum(mins) / len(mins), 6) if mins else None
-        pair_loss = {}
-        for ph, (a, b) in windows.items():
             pair_loss[ph] = {}
-            for f in flows:
-                fa = kg.attrs("flow", f)
-                sent, ok_, _ = parsed[(fa["src"], fa["dst"])].window(a, b)
+            mins = []
+            for f, pair in zip(flows, pairs):
+                sent, ok_, rtts = parsed[pair].window(a, b)
                 if sent and ok_ < sent:
                     pair_loss[ph][f] = round(100.0 * (sent - ok_) / sent, 2)
+                if rtts:
+                    mins.append(min(rtts) / 2.0)
+            floor[ph] = round(sum(mins) / len(mins), 6) if mins else None
         traffic_pair_loss = {ph: {f"{src}>{dst}": [sent, round(100.0 * (sent - got) / sent, 2)]
                                   for (src, dst), (sent, got) in sorted(traffic(a, b).items()) if got < sent}
                              for ph, (a, b) in windows.items()} if bg is not None else None
@@ -890,14 +888,11 @@ class EmulationTwin:
             unreachable += int(unreach)
             sla = kg.attrs("service", fa["service"])["sla_loss_pct"]
             offered, got = win.get((fa["src"], fa["dst"]), (0, 0))
-            if offered >= MIN_TRAFFIC_PACKETS:     # the flow's own packets, else its probes
-                flow_loss, n_loss = 100.0 * (offered - got) / offered, offered
-                over = loss_exceeds(offered - got, offered, sla)
-            else:
-                flow_loss, n_loss = (100.0 * (s - ok_) / s if s else None), s
-                over = loss_exceeds(s - ok_, s, sla)
-            broken[f] = bool(unreach or over)
-            samples[f] = FlowSample(None if unreach else lat_f, flow_loss, not unreach, n_loss or None)
+            # the flow's own packets, else its probes
+            lost_n, n = (offered - got, offered) if offered >= MIN_TRAFFIC_PACKETS else (s - ok_, s)
+            samples[f] = FlowSample(None if unreach else lat_f, 100.0 * lost_n / n if n else None, not unreach,
+                                    n or None)
+            broken[f] = bool(unreach or samples[f].loss_over(sla))
             if trigger is not None and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
                 g = (timed or parsed)[(fa["src"], fa["dst"])].disruption_s(trigger, b)
                 if g is not None:   # a rerouted pair that lost nothing counts with its small gap
