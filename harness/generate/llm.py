@@ -36,7 +36,7 @@ far and their surroundings are offered first). ``screen=n`` — best-of-n: n can
 scenario, the most damaging valid one kept, judged by the flow twin (:meth:`_screened`).
 Every arm's last step leaves out what would repeat an earlier proposal (:func:`unseen`); with
 feedback, half the multi-event proposals continue one of the most damaging scenarios so far
-(:meth:`LLMGenerator._chain_parent`).
+(:meth:`LLMGenerator._chain_prefix`).
 """
 
 from __future__ import annotations
@@ -248,10 +248,7 @@ class LLMGenerator:
         rng = random.Random(f"{seed}:{state.iteration}:{k}")
         count = rng.randint(1, state.max_events)
         allowed = state.event_types or event_types.names()
-        parent = self._chain_parent(state, feedback, count, rng)
-        events: list[Event] = ([e for e in parent.events if e.event_type in allowed][:count - 1]
-                               if parent is not None else [])
-        continues = parent.id if events else None
+        continues, events = self._chain_prefix(state, feedback, count, allowed, rng)
         prompts: list[str] = []
         tokens = attempts = 0
         failed = False
@@ -308,20 +305,22 @@ class LLMGenerator:
         self.records.append(record)
         return scenario
 
-    def _chain_parent(self, state: GenState, feedback, count: int, rng: random.Random) -> Scenario | None:
-        """With feedback, :data:`CHAIN_SHARE` of the multi-event proposals continue one of the
-        three most damaging scenarios so far: its first events are kept (they were valid and
-        hurt on the twin) and the model writes the rest — chains grown from what worked."""
+    def _chain_prefix(self, state: GenState, feedback, count: int, allowed,
+                      rng: random.Random) -> tuple[str | None, list[Event]]:
+        """``(parent id, its events kept)``: with feedback, :data:`CHAIN_SHARE` of the
+        multi-event proposals continue one of the three most damaging scenarios so far — its
+        first events of an allowed type are kept (they were valid and hurt on the twin) and the
+        model writes the rest, chains grown from what worked; else ``(None, [])``."""
         if not (self.use_feedback and feedback is not None and feedback.worst) or count < 2:
-            return None
+            return None, []
         if rng.random() >= CHAIN_SHARE:
-            return None
+            return None, []
         w = feedback.worst[rng.randrange(min(3, len(feedback.worst)))]
         parent = next((s for s in state.history if s.id == w["id"]), None)
-        if parent is None or not parent.events:
-            return None
-        last = parent.events[min(len(parent.events), count - 1) - 1].timestamp
-        return parent if last < latest_event_time(state.horizon_s) - 1.0 else None
+        kept = [e for e in parent.events if e.event_type in allowed][:count - 1] if parent is not None else []
+        if not kept or kept[-1].timestamp >= latest_event_time(state.horizon_s) - 1.0:
+            return None, []         # room left for the model's events before the horizon's tail
+        return parent.id, kept
 
     def _options(self, kg, events, t_min, allowed) -> dict[str, list[str]]:
         if self.use_kg:
