@@ -32,8 +32,9 @@ def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int, as_jso
             ref = topology or raw.get("topology")
             row = {"file": path, "id": sid, "valid": False, "events": None, "reasons": [], "notes": []}
             if not ref:
-                row["reasons"] = [{"index": None, "rule": "topology",
-                                   "message": "no topology (give --topology or a 'topology' field)"}]
+                message = "no topology (give --topology or a 'topology' field)"
+                row["reasons"] = [{"index": None, "rule": "topology", "message": message}]
+                lines = [message]
             else:
                 if ref not in graphs:
                     graphs[ref] = kg_from_ref(ref, seed=seed)
@@ -43,14 +44,15 @@ def validate_cmd(files: tuple[str, ...], topology: str | None, seed: int, as_jso
                                notes=renamed(raw, result) + notes(graphs[ref], result))
                 else:
                     row["reasons"] = [r.to_dict() for r in result]
+                    lines = [str(r) for r in result]
             bad += not row["valid"]
             if as_json:
                 print_json_lines([row])
             elif row["valid"]:
                 click.echo(f"{path}: {sid}: valid ({row['events']} events)")
             else:
-                for reason in (result if ref else ["no topology (give --topology or a 'topology' field)"]):
-                    click.echo(f"{path}: {sid}: {reason}")
+                for line in lines:
+                    click.echo(f"{path}: {sid}: {line}")
             if not as_json:
                 for note in row["notes"]:
                     click.echo(f"{path}: {sid}: note: {note}", err=True)
