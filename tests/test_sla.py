@@ -76,6 +76,23 @@ def test_a_measured_loss_is_over_its_bound_only_beyond_sampling_error():
                            "a~c": FlowSample(5.0, 5.0, True), "c~a": OK}}
     loss = verdict(judge(tiny_kg(), samples), "voice", "failure", "loss_pct")
     assert loss.violated and loss.flows == ["b~a", "a~c"] and loss.worst == 10.0
+    # an exact figure at its bound, as floating point computes it (1 - 0.95), is not over it
+    at = 100 * (1 - 0.95)
+    assert at > 5.0 and not FlowSample(1.0, at, True).loss_over(5.0) and FlowSample(1.0, 5.001, True).loss_over(5.0)
+
+
+def test_a_flow_exactly_at_its_loss_bound_is_not_broken():
+    """The flow twin's 5 % degradation on a data flow (bound 5 %) breaks nothing: the flow twin
+    computes 5.000000000000004 %, which once counted data flows as over their SLA."""
+    kg = kg_from_ref("topozoo/Abilene")
+    data = kg.attrs("service", "data")["sla_loss_pct"]
+    s = validate_scenario(kg, {"id": "d", "events": [{"event_type": "link_degradation", "target": "Denver-Seattle",
+                                                      "timestamp": 1.0, "params": {"loss_pct": data,
+                                                                                  "capacity_factor": 1.0}}]})
+    r = FlowTwin().run(kg, s)
+    v = verdict(r.sla, "data", "failure", "loss_pct")
+    assert v.worst == pytest.approx(data) and not v.violated
+    assert any(verdict(r.sla, svc, "failure", "loss_pct").violated for svc in ("voice", "video"))
 
 
 def test_unmeasured_flows_and_metrics_are_said():
@@ -155,7 +172,7 @@ def test_run_fail_on_sla_exit_status():
     bad = CliRunner().invoke(cli, ["run", "scenarios/abilene/fiber_cut.yaml", "--fail-on", "sla"])
     assert bad.exit_code == EXIT_SLA == 3, bad.output
     assert "SLA in the steady state (mitigated phase): violated: data latency_ms" in bad.output
-    assert "voice loss_pct > 1: 30 flows, 30 unreachable, worst 100 (+99)" in bad.output
+    assert "voice loss_pct > 1: 28 flows, 28 unreachable, worst 100 (+99)" in bad.output
     assert "SLA violated in the steady state of 1 of 1 scenarios: abilene-fiber-cut (mitigated)" in bad.output
     good = CliRunner().invoke(cli, ["run", "scenarios/geant/srlg_failure.yaml", "--mitigate", "none",
                                     "--fail-on", "sla"])

@@ -52,11 +52,15 @@ for an element whose capacity an event lowered (a degraded link, a cut CPU) or f
     twins use this measure: the flow twin from its routes, the emulation from the port
     counters of a router's inter-router ports (received bytes).
 Offered or carried load
-    The flow twin counts offered load (drops upstream still load downstream elements);
-    the emulation measures carried load (what left a port) plus what the link's shaper
-    dropped. Because ``T_i <= c_i``, an element that carries at most ``c_i`` still
-    exceeds a tolerance below ``c_i`` exactly when its offered load does: the two
-    measures trip the same element.
+    A link's load: the flow twin counts offered load; the emulation measures carried load
+    (what left a port) plus what the link's shaper dropped. Because ``T_i <= c_i``, a link
+    that carries at most ``c_i`` still exceeds a tolerance below ``c_i`` exactly when its
+    offered load does: the two measures trip the same link. A router's load is what its
+    incoming links *carry* on both twins: the flow twin caps each incoming link's offered
+    load at the link's capacity (what a full link delivers), as the emulation's port
+    counters see it — a DDoS that fills the links into a router loads it with at most their
+    capacity. Drops further upstream still load the flow twin's routers (it has no fixed
+    point over loss), so it can trip a router the emulation does not.
 ``min_mbps`` (the measurement floor)
     Loads at or below it never trip. The flow twin's loads are exact (0); the emulation
     passes the resolution of its counters, so stray packets neither trip an element nor

@@ -44,9 +44,13 @@ class FlowSample(NamedTuple):
         if self.loss_pct is None:
             return False
         if self.loss_packets is None:
-            return self.loss_pct > bound_pct
+            return self.loss_pct > bound_pct + EXACT_SLACK
         return loss_exceeds(round(self.loss_pct * self.loss_packets / 100.0), self.loss_packets, bound_pct)
 
+
+#: An exact figure (the flow twin's) this close above its bound is *at* it: computed in floating
+#: point, a 5 % link loss is 100 * (1 - 0.95) = 5.000000000000004 %, which is not over a 5 % SLA.
+EXACT_SLACK = 1e-9
 
 #: z of the one-sided 97.5 % bound :func:`loss_exceeds` uses.
 LOSS_CONFIDENCE_Z = 1.96
@@ -132,7 +136,7 @@ def _verdict(service: str, phase: str, metric: str, bound: float, measured: list
     if not counted:
         return SLAVerdict(**base, violated=None, note=f"none of the service's {total} flows was measured")
     sample = dict(measured)
-    over = sorted(((f, v) for f, v in values if (sample[f].loss_over(bound) if metric == "loss_pct" else v > bound)),
+    over = sorted(((f, v) for f, v in values if (sample[f].loss_over(bound) if metric == "loss_pct" else v > bound + EXACT_SLACK)),
                   key=lambda x: (-x[1], x[0]))
     cut_off = set(unreachable)
     worst = max((v for _, v in values), default=None)

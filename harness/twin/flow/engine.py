@@ -74,9 +74,10 @@ Cascades (Motter–Lai)
     element trips when its load exceeds ``min((1 + alpha) * baseline_load, capacity)``
     (never below its baseline load; ``alpha = EngineConfig.alpha``; the capacity is the current one, after degradation).
     A link's load is its busier direction; a router's is what it receives from its
-    neighbours, transit and delivered traffic (not what its own hosts send: their excess is
-    dropped at its ingress, so a surge never fails its own source), against the same
-    measure in the baseline. After the injected events, every live element that trips
+    neighbours, transit and delivered traffic, as its incoming links carry it (each at
+    most its capacity: a link drops its excess before the router sees it), not what its
+    own hosts send (their excess is dropped at its ingress, so a surge never fails its own
+    source), against the same measure in the baseline. After the injected events, every live element that trips
     fails; routing and loads are recomputed; this repeats until no new element fails (or
     ``max_cascade_rounds``). ``cascade_rounds`` counts rounds that induced failures; an
     induced router failure takes all its links down. Loads are offered loads and include
@@ -244,7 +245,7 @@ class FlowEngine(Routing):
         self._base_link_load = np.maximum(loads[0 : 2 * m : 2], loads[1 : 2 * m : 2])
         self._base_router_load = loads[2 * m :]
         # what each router receives from its neighbours (transit + delivered): the cascade's router load
-        self._base_router_received = self._base_router_load - np.bincount(self._src, weights=self._rate, minlength=n)
+        self._base_router_received = self._received(loads[: 2 * m], self._cap_link)
         self.baseline = self.evaluate(empty)
 
     # ----------------------------------------------------------------- helpers
@@ -395,6 +396,21 @@ class FlowEngine(Routing):
 
         return misconf
 
+    def _received(self, arc_load: np.ndarray, cap_link: np.ndarray, router_load: np.ndarray | None = None,
+                  cap_router: np.ndarray | None = None) -> np.ndarray:
+        """Per router: the traffic its incoming links carry to it — transit and delivered
+        traffic, as the emulation counts a router's load (received bytes on its inter-router
+        ports). Each arc carries its offered load less what the router at its tail drops when
+        overloaded (``router_load`` over ``cap_router``), at most the link's capacity: the
+        drops of the two elements just upstream (drops further up still count, no fixed point)."""
+        carried = arc_load
+        if router_load is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                keep = np.where(router_load > cap_router, cap_router / np.where(router_load > 0, router_load, 1.0), 1.0)
+            carried = arc_load * keep[self._tail]
+        carried = np.minimum(carried, np.repeat(cap_link, 2))
+        return np.bincount(self._head, weights=carried, minlength=len(self.router_ids))
+
     def _route_and_cascade(self, state: NetState, el: SimpleNamespace, dm: SimpleNamespace,
                            misconf: dict) -> SimpleNamespace:
         """Route (re-walking only what the state changes), load, and trip cascades until no
@@ -457,9 +473,10 @@ class FlowEngine(Routing):
             link_load = np.maximum(arc_load[0::2], arc_load[1::2])
             if not (cfg.cascade and rounds < cfg.max_cascade_rounds):
                 break
-            # a router trips on what its neighbours send it (transit and delivered traffic);
-            # its own hosts' excess is dropped at its ingress and does not fail it
-            received = router_load - np.bincount(src, weights=admitted, minlength=len(self.router_ids))
+            # a router trips on what its neighbours send it (transit and delivered traffic) as
+            # its incoming links carry it (less the upstream router's and the link's drops); its
+            # own hosts' excess is dropped at its ingress
+            received = self._received(arc_load, cap_link, router_load, cap_router)
             new_l = (np.flatnonzero(link_alive & rule.over(self._base_link_load, link_load, cap_link))
                      if rule.links else np.empty(0, dtype=int))
             new_r = np.flatnonzero(~router_failed & rule.over(self._base_router_received, received, cap_router))
