@@ -77,7 +77,8 @@ def test_probes_are_part_of_the_traffic_they_measure():
     import networkx as nx
 
     from harness.kg import build_kg
-    from harness.twin.emulation.background import FLOOR_PPS, FRAME_BYTES, MIN_FRAME_BYTES, plan_background
+    from harness.twin.emulation.background import (FLOOR_PPS, FRAME_BYTES, MIN_FRAME_BYTES, WATCH_PPS,
+                                                   plan_background)
     from harness.twin.emulation.twin import PROBE_FRAME_BYTES, probe_load
 
     # A->B's probe achieved 20 Hz, B->A's 25: each direction carries one's requests and the other's replies
@@ -105,6 +106,14 @@ def test_probes_are_part_of_the_traffic_they_measure():
     assert low.frame("B", "A") == MIN_FRAME_BYTES and low.flow_pps("B", "A", b_a) == pytest.approx(FLOOR_PPS)
     assert low.floor_pairs == 2 and low.floor_excess_mbps == pytest.approx(b_a)
     assert plan_background(kg, 1e-3, floor_pairs=[("A", "B")]).frames == {}    # already above the floor
+    # a monitored flow across a degraded link sends WATCH_PPS, within the watch budget
+    watched = plan_background(kg, 1e-5, floor_pairs=[("A", "B"), ("B", "A")], watch_pairs=[("A", "B"), ("X", "Y")])
+    w = dict(watched.per_src["A"])["B"]
+    assert watched.flow_pps("A", "B", w) == pytest.approx(WATCH_PPS, rel=0.02) and watched.watch_pairs == 1
+    assert watched.flow_pps("B", "A", dict(watched.per_src["B"])["A"]) == pytest.approx(FLOOR_PPS, rel=0.02)
+    shared = plan_background(kg, 1e-5, floor_pairs=[("A", "B"), ("B", "A")], watch_pairs=[("A", "B"), ("B", "A")],
+                             watch_budget_pps=60.0)
+    assert shared.watch_pps == 30.0 and shared.flow_pps("B", "A", dict(shared.per_src["B"])["A"]) >= 30.0
 
 
 def test_injected_traffic_rides_on_every_sources_sender(tmp_path):
@@ -137,3 +146,16 @@ def test_injected_traffic_rides_on_every_sources_sender(tmp_path):
     assert _window(str(tmp_path / "start-0")) is None                  # not scheduled yet
     (tmp_path / "start-0").write_text("100.5 102.25\n")
     assert _window(str(tmp_path / "start-0")) == (100.5, 102.25)
+
+
+def test_a_sampled_emulation_beside_a_flow_twin_judging_every_flow_is_a_reason():
+    fail = {"loss_pct": 10.0, "impacted_node_names": ["A"]}
+    emu = result("emulation", 0.0, {**fail, "impacted_node_names": []},
+                 meta={"pairs_sampled": True, "monitored_flows": ["A~B", "B~A"]})
+    every = compare(result("flow", 0.0, fail, meta={"monitored_flows": 12}), emu)
+    assert every["disagree"] == ["impacted"]
+    assert every["reasons"] == ["the emulation monitors a sample of 2 flows, the flow twin judged 12: impacted nodes "
+                                "and reroute time are over different flows"]
+    # judged on the same sample (FlowTwin.run(monitored=...)), a disagreement stays unexplained
+    same = compare(result("flow", 0.0, fail, meta={"monitored_flows": 2}), emu)
+    assert same["reasons"] == ["unexplained"]

@@ -130,6 +130,25 @@ def test_fiber_cut_on_ring_reroutes_with_time(stub_kg):
     assert f.latency_ms_mean > r.row("baseline").latency_ms_mean
 
 
+def test_monitored_flows_restrict_the_flow_level_kpis(stub_kg):
+    """``monitored``: the emulation's sample of flows, so the twins compare on the same ones."""
+    raw = scenario(ev("fiber_link_failure", "D-E"))
+    every = run(stub_kg, raw)
+    ring_only = [f for f in stub_kg.flows if not {stub_kg.attrs("flow", f)["src"], stub_kg.attrs("flow", f)["dst"]} & {"E", "F"}]
+    with FlowTwin() as twin:
+        some = twin.run(stub_kg, validate_scenario(stub_kg, raw), None, monitored=ring_only)
+    # the cut strands E and F: unreachable and impacted with every flow watched, invisible on the ring's flows
+    assert every.row("failure").unreachable_pairs > 0 and {"E", "F"} <= set(every.row("failure").impacted_node_names)
+    assert some.row("failure").unreachable_pairs == 0 and some.row("failure").impacted_nodes == 0
+    assert some.meta["monitored_flows"] == len(ring_only) < every.meta["monitored_flows"] == len(stub_kg.flows)
+    # loss is over all traffic either way; the SLA verdicts cover the monitored flows only
+    assert some.row("failure").loss_pct == every.row("failure").loss_pct > 0
+    loss_verdicts = [v for v in some.sla if v.phase == "failure" and v.metric == "loss_pct"]
+    assert sum(v.measured for v in loss_verdicts) == len(ring_only)
+    with pytest.raises(ConfigError, match="monitored flows not in the knowledge graph.*X~Y"):
+        FlowTwin().run(stub_kg, validate_scenario(stub_kg, raw), None, monitored=["X~Y"])
+
+
 def test_result_round_trips(stub_kg):
     r = run(stub_kg, scenario(ev("fiber_link_failure", "A-B"), ev("router_failure", "B", 2.0)), "auto")
     back = ScenarioResult.from_json(r.to_json())
@@ -162,7 +181,7 @@ def test_reroute_constants_are_configurable(stub_kg, tmp_path):
     s = validate_scenario(stub_kg, raw)
     default = FlowTwin().run(stub_kg, s).row("failure")
     p = tmp_path / "calibration.json"
-    shipped = RerouteModel.shipped()
+    shipped = RerouteModel.shipped().for_network(len(stub_kg.routers))
     p.write_text(f'{{"detection_ms": 80, "computation_ms": {shipped.computation_ms}, '
                  f'"install_per_switch_ms": {shipped.install_per_switch_ms}}}')
     model = load_calibration(p)
@@ -172,7 +191,7 @@ def test_reroute_constants_are_configurable(stub_kg, tmp_path):
     with pytest.raises(ConfigError, match="must be >= 0"):
         load_calibration(p)
     slow = FlowTwin(reroute=model).run(stub_kg, s).row("failure")
-    assert slow.reroute_time_ms_max == pytest.approx(default.reroute_time_ms_max + 80 - RerouteModel.shipped().detection_ms)
+    assert slow.reroute_time_ms_max == pytest.approx(default.reroute_time_ms_max + 80 - shipped.detection_ms)
 
 
 def test_sweep_counts_impacted_nodes_like_ani_run(abilene_kg):
@@ -198,12 +217,39 @@ def test_shipped_reroute_constants_were_measured_and_say_where():
 
     rec = json.loads(CALIBRATION_FILE.read_text())
     prov = rec["provenance"]
-    assert {"machine", "date", "samples", "topology", "resolution_ms"} <= set(prov)
-    assert prov["resolution_ms"] <= 5.0 and rec["fit"]["pairs"] >= 20
+    assert {"machine", "date", "samples", "topologies", "resolution_ms"} <= set(prov)
+    assert prov["resolution_ms"] <= 5.0
+    # one point per measured network size, each from enough timed pairs
+    assert len(rec["points"]) >= 2 and all(x["fit"]["pairs"] >= 20 for x in rec["points"])
+    assert sorted(x["switches"] for x in rec["points"]) == sorted(set(prov["topologies"].values()))
     model = RerouteModel.shipped()
-    assert (model.detection_ms, model.computation_ms, model.install_per_switch_ms) == (
-        rec["detection_ms"], rec["computation_ms"], rec["install_per_switch_ms"])
+    for x in rec["points"]:
+        m = model.for_network(x["switches"])
+        assert (m.detection_ms, m.computation_ms, m.install_per_switch_ms) == (
+            x["detection_ms"], x["computation_ms"], x["install_per_switch_ms"])
     assert prov["machine"] in model.source and prov["date"] in model.source
+
+
+def test_reroute_model_interpolates_between_measured_sizes(tmp_path):
+    from harness.twin.flow.twin import RerouteModel
+
+    p = tmp_path / "cal.json"
+    p.write_text(json.dumps({"points": [
+        {"switches": 30, "detection_ms": 30, "computation_ms": 3, "install_per_switch_ms": 6},
+        {"switches": 10, "detection_ms": 10, "computation_ms": 1, "install_per_switch_ms": 2}]}))
+    m = RerouteModel.from_file(p)
+    mid = m.for_network(20)
+    assert (mid.detection_ms, mid.computation_ms, mid.install_per_switch_ms) == (20.0, 2.0, 4.0)
+    assert "interpolated between 10 and 30 switches" in mid.source
+    assert mid.time_ms(5) == 20 + 2 + 4 * 5
+    # never extrapolated: beyond the measured sizes the nearest one's constants, and it says so
+    big = m.for_network(5000)
+    assert (big.detection_ms, big.install_per_switch_ms) == (30.0, 6.0) and "not measured at 5000" in big.source
+    assert m.for_network(4).detection_ms == 10.0
+    p.write_text(json.dumps({"points": [{"switches": 10, "detection_ms": 1, "computation_ms": 1, "install_per_switch_ms": 1},
+                                       {"switches": 10, "detection_ms": 2, "computation_ms": 1, "install_per_switch_ms": 1}]}))
+    with pytest.raises(ConfigError, match="distinct switch counts"):
+        RerouteModel.from_file(p)
 
 
 def test_fit_reroute_by_hand():
@@ -211,8 +257,11 @@ def test_fit_reroute_by_hand():
 
     from harness.campaign.fidelity import fit_reroute
 
-    def res(cp, samples):
-        return SimpleNamespace(twin="emulation", meta={"control_plane": cp, "reroute_samples": samples})
+    def res(cp, samples, routers=None):
+        meta = {"control_plane": cp, "reroute_samples": samples}
+        if routers:
+            meta["fidelity"] = {"routers": routers}
+        return SimpleNamespace(twin="emulation", meta=meta)
 
     # detection median 4, computation median 2; beyond them the gaps add 4 and 8 ms on 2 and 4
     # switches: slope (2*4 + 4*8) / (2^2 + 4^2) = 2 ms per switch, an exact fit
@@ -222,9 +271,16 @@ def test_fit_reroute_by_hand():
                res([{"detect_ms": 4, "compute_ms": 3}], {"C>D": {"gap_ms": 14, "switches": 4, "fast": True}}),
                SimpleNamespace(twin="flow", meta={})]
     rec = fit_reroute(results, {"machine": "m"})
-    assert (rec["detection_ms"], rec["computation_ms"], rec["install_per_switch_ms"]) == (4.0, 2.0, 2.0)
-    assert rec["fit"] == {"recomputes": 3, "pairs": 2, "median_abs_error_ms": 0.0, "gap_ms_median": 12.0,
-                          "gap_ms_max": 14.0}
+    [pt] = rec["points"]
+    assert (pt["switches"], pt["detection_ms"], pt["computation_ms"], pt["install_per_switch_ms"]) == (None, 4.0, 2.0, 2.0)
+    assert pt["fit"] == {"recomputes": 3, "pairs": 2, "median_abs_error_ms": 0.0, "gap_ms_median": 12.0,
+                         "gap_ms_max": 14.0}
+    assert rec["provenance"] == {"machine": "m"}
+    # results from two network sizes: one point each
+    two = fit_reroute([res([{"detect_ms": 10, "compute_ms": 1}], {"A>B": {"gap_ms": 15, "switches": 2, "fast": True}}, 11),
+                       res([{"detect_ms": 30, "compute_ms": 1}], {"A>B": {"gap_ms": 51, "switches": 5, "fast": True}}, 37)])
+    assert [(x["switches"], x["detection_ms"], x["install_per_switch_ms"]) for x in two["points"]] == [(11, 10.0, 2.0),
+                                                                                                   (37, 30.0, 4.0)]
     with pytest.raises(Exception, match="no emulation result"):
         fit_reroute([SimpleNamespace(twin="flow", meta={})])
 

@@ -82,6 +82,9 @@ def reasons(row: dict, flow, emu) -> list[str]:
     if not row["healthy"]:
         out.append(f"unhealthy emulation baseline: {row['unhealthy_reason']}")
     out += _cascade_reasons(flow, emu)
+    sample = _sample_reason(flow, emu)
+    if sample and ({"impacted", "reroute_time"} & set(row["disagree"])):
+        out.append(sample)
     for note in emu.meta.get("senders") or []:
         out.append(f"injection not fully sent: {note}")
     if any("equal-cost multipath" in n for n in emu.not_modelled) and _has_ties(flow):
@@ -110,6 +113,18 @@ def _cascade_reasons(flow, emu) -> list[str]:
     if cap is not None and fd > ed == cap:
         out.append(f"the emulation stops after {cap} cascade rounds")
     return out
+
+
+def _sample_reason(flow, emu) -> str | None:
+    """When the emulation judged a sample of the flows and the flow twin all of them (not the
+    same sample: ``FlowTwin.run(..., monitored=emu.meta["monitored_flows"])`` compares like
+    with like), the flow-level KPIs are over different flows."""
+    mon = emu.meta.get("monitored_flows")
+    n_flow = flow.meta.get("monitored_flows")
+    if not emu.meta.get("pairs_sampled") or not mon or n_flow is None or n_flow == len(mon):
+        return None
+    return (f"the emulation monitors a sample of {len(mon)} flows, the flow twin judged {n_flow}: impacted nodes "
+            f"and reroute time are over different flows")
 
 
 def _has_ties(flow) -> bool:
@@ -164,38 +179,48 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def fit_reroute(results, provenance: dict | None = None) -> dict:
-    """The flow twin's reroute constants fitted to emulation results (plain data).
+    """The flow twin's reroute constants fitted to emulation results (plain data), one
+    calibration point per emulated network size (``meta["fidelity"]["routers"]``: the
+    constants grow with it, see :class:`~harness.twin.flow.twin.RerouteModel`).
 
     From each emulation result's ``meta``: the controller's recomputes during the injection
     (``control_plane``: ``detect_ms`` from the injection to the port status, ``compute_ms``
     for the recompute and flow-mods) and the rerouted pairs timed by fast probes
     (``reroute_samples``: ``gap_ms`` and the ``switches`` on the new path).
-    ``detection_ms`` and ``computation_ms`` are the medians of the controller's figures;
-    ``install_per_switch_ms`` is the least-squares slope (through the origin, >= 0) of what
-    the measured gap adds beyond them against the switch count. The record carries the
-    samples' sizes, the model's median absolute error and ``provenance``.
+    Per size, ``detection_ms`` and ``computation_ms`` are the medians of the controller's
+    figures; ``install_per_switch_ms`` is the least-squares slope (through the origin, >= 0)
+    of what the measured gap adds beyond them against the switch count. Each point carries
+    its samples' sizes and the model's median absolute error; the record ``provenance``.
     """
-    detect, compute, pairs = [], [], []
+    groups: dict = {}
     for res in results:
         if res.twin != "emulation":
             continue
+        g = groups.setdefault((res.meta.get("fidelity") or {}).get("routers"), ([], [], []))
         for c in res.meta.get("control_plane") or []:
-            detect.append(float(c["detect_ms"]))
-            compute.append(float(c["compute_ms"]))
+            g[0].append(float(c["detect_ms"]))
+            g[1].append(float(c["compute_ms"]))
         for p in (res.meta.get("reroute_samples") or {}).values():
             if p.get("fast") and p.get("switches"):
-                pairs.append((float(p["gap_ms"]), int(p["switches"])))
-    if not detect or not pairs:
+                g[2].append((float(p["gap_ms"]), int(p["switches"])))
+    points = []
+    for size, (detect, compute, pairs) in sorted(groups.items(), key=lambda kv: kv[0] or 0):
+        if not detect or not pairs:
+            continue
+        d, c = statistics.median(detect), statistics.median(compute)
+        slope = max(0.0, sum(s * (g - d - c) for g, s in pairs) / sum(s * s for _, s in pairs))
+        err = statistics.median(abs(d + c + slope * s - g) for g, s in pairs)
+        gaps = sorted(g for g, _ in pairs)
+        points.append({"switches": size, "detection_ms": round(d, 3), "computation_ms": round(c, 3),
+                       "install_per_switch_ms": round(slope, 3),
+                       "fit": {"recomputes": len(detect), "pairs": len(pairs), "median_abs_error_ms": round(err, 3),
+                               "gap_ms_median": round(statistics.median(gaps), 3), "gap_ms_max": round(gaps[-1], 3)}})
+    if not points:
         raise CampaignError("no emulation result has both the controller's recompute timings and fast-probe reroute "
                             "samples; run fiber cuts on the emulation (benchmarks/reroute_calibration.py)")
-    d, c = statistics.median(detect), statistics.median(compute)
-    slope = max(0.0, sum(s * (g - d - c) for g, s in pairs) / sum(s * s for _, s in pairs))
-    err = statistics.median(abs(d + c + slope * s - g) for g, s in pairs)
-    gaps = sorted(g for g, _ in pairs)
-    return {"detection_ms": round(d, 3), "computation_ms": round(c, 3), "install_per_switch_ms": round(slope, 3),
-            "fit": {"recomputes": len(detect), "pairs": len(pairs), "median_abs_error_ms": round(err, 3),
-                    "gap_ms_median": round(statistics.median(gaps), 3), "gap_ms_max": round(gaps[-1], 3)},
-            "provenance": dict(provenance or {})}
+    if len(points) > 1 and any(x["switches"] is None for x in points):
+        points = [x for x in points if x["switches"] is not None]   # results that do not say their size: left out
+    return {"points": points, "provenance": dict(provenance or {})}
 
 
 def calibrate(store: CampaignStore) -> RerouteModel:

@@ -113,9 +113,10 @@ def fidelity_cmd(root: str, calibrate: bool, as_json: bool) -> None:
         model = fit(store) if calibrate else None
         print_json({"rows": rows, "summary": summarise(rows),
                     "calibration": None if model is None else
-                    {"detection_ms": model.detection_ms, "computation_ms": model.computation_ms,
-                     "install_per_switch_ms": model.install_per_switch_ms, "source": model.source,
-                     "written": str(Path(root) / "calibration.json")}})
+                    {"points": [{"switches": m.switches, "detection_ms": m.detection_ms,
+                                 "computation_ms": m.computation_ms, "install_per_switch_ms": m.install_per_switch_ms}
+                                for m in (model, *model.sizes)],
+                     "source": model.source, "written": str(Path(root) / "calibration.json")}})
         return
     click.echo(f"  {'scenario':<24}{'impacted':>9}{'loss flow':>11}{'loss emu':>10}{'util flow':>10}{'util emu':>9}"
                f"{'reroute flow':>13}{'reroute emu':>12}")
@@ -130,9 +131,11 @@ def fidelity_cmd(root: str, calibrate: bool, as_json: bool) -> None:
                f"reroute time differs by a median {_f(s['reroute_diff_ms_median'])} ms")
     if calibrate:
         model = fit(store)
-        click.echo(f"calibrated reroute model: detection {model.detection_ms:.1f} ms, computation "
-                   f"{model.computation_ms:.1f} ms, {model.install_per_switch_ms:.1f} ms per switch "
-                   f"(written to {Path(root) / 'calibration.json'})")
+        for m in (model, *model.sizes):
+            click.echo(f"calibrated reroute model{'' if m.switches is None else f' at {m.switches} switches'}: "
+                       f"detection {m.detection_ms:.1f} ms, computation {m.computation_ms:.1f} ms, "
+                       f"{m.install_per_switch_ms:.1f} ms per switch")
+        click.echo(f"(written to {Path(root) / 'calibration.json'})")
 
 
 def _f(x) -> str:
