@@ -12,8 +12,10 @@ import pytest
 
 from harness.kg.build import build_kg
 from harness.scenario.validate import validate_scenario
-from harness.twin.emulation.measure import traffic_loss
-from harness.twin.emulation.twin import EmulationTwin, rerouted_pairs
+from harness.twin.emulation.measure import Probe, traffic_loss
+from harness.twin.emulation.twin import (EmulationTwin, control_plane_record, degraded_pairs, reroute_record,
+                                         rerouted_pairs,
+                                         watched_pairs)
 from harness.twin.flow.engine import EngineConfig
 from harness.twin.flow.twin import FlowTwin
 
@@ -52,6 +54,69 @@ def test_rerouted_pairs_are_path_changes_and_failed_elements():
     # a failed router reroutes every pair through it; a pair that vanished changed too
     assert rerouted_pairs(before, before, failed_routers={"D"}) == {("D", "C"), ("C", "D"), ("A", "D"), ("D", "A")}
     assert rerouted_pairs(before, {k: v for k, v in before.items() if k != "D>C"}) == {("D", "C"), ("C", "D")}
+
+
+def test_degraded_pairs_are_the_monitored_flows_across_a_degraded_link():
+    from harness.scenario.events.base import Effect
+
+    paths = {"A>C": ["A", "B", "C"], "C>A": ["C", "D", "A"], "A>D": ["A", "D"], "B>C": ["B", "C"]}
+    pairs = [("A", "C"), ("C", "A"), ("A", "D"), ("B", "C")]
+    lossy = Effect(link_loss_pct={"A-B": 5.0})
+    # one-way: A>C crosses A-B, its reverse C>A does not; a link cut is no degradation
+    assert degraded_pairs(paths, pairs, [lossy, Effect(links_down=frozenset({"A-D"}))]) == [("A", "C")]
+    assert degraded_pairs(paths, pairs, [Effect(link_capacity={"B-C": 0.5})]) == [("A", "C"), ("B", "C")]
+    assert degraded_pairs(paths, pairs, []) == []
+
+
+def test_watched_pairs_spread_over_the_pairs_a_failure_moves():
+    from harness.scenario.events.base import Effect
+
+    # a star through hub H: every pair's path crosses H-A or not; cut H-A
+    spokes = "ABCDEFG"
+    paths = {f"{x}>{y}": [x, "H", y] for x in spokes for y in spokes if x != y}
+    pairs = [tuple(k.split(">")) for k in paths]
+    cut = [Effect(links_down=frozenset({"A-H"}))]
+    hit = sorted(p for p in pairs if "A" in p)     # 12 pairs cross A-H
+    assert watched_pairs(paths, pairs, cut, cap=20) == hit
+    some = watched_pairs(paths, pairs, cut, cap=4)
+    # spread evenly in sorted order, not the first four (all of them from A)
+    assert some == [hit[0], hit[3], hit[6], hit[9]] and {p[0] for p in some} != {"A"}
+    assert watched_pairs(paths, pairs, cut, cap=0) == [] and watched_pairs(paths, pairs, [], cap=4) == []
+
+
+def test_detection_is_timed_from_the_latest_injection_a_cascade_round_included():
+    recs = [{"reason": "A-B down", "t_event": 10.012, "compute_ms": 0.5, "flows_changed": 4},
+            {"reason": "C down", "t_event": 11.52, "compute_ms": 0.7, "flows_changed": 2},
+            {"reason": "late", "t_event": 20.0, "compute_ms": 0.1}]
+    # the event at 10.0, a cascade round taking C down at 11.5; the window ends at 15
+    out = control_plane_record(recs, [10.0, 11.5], 9.95, 15.0)
+    assert [(r["reason"], r["detect_ms"]) for r in out] == [("A-B down", 12.0), ("C down", 20.0)]
+
+
+def probe(src, dst, lost_from, lost_until, interval=0.005, t0=10.0, t1=12.0):
+    """A probe every ``interval`` from t0 to t1 whose requests in [lost_from, lost_until) were lost."""
+    p = Probe(src, dst, interval)
+    for k in range(int(round((t1 - t0) / interval))):
+        t = t0 + k * interval
+        ok = not lost_from <= t < lost_until
+        p.sends.append((t, ok, 1.0 if ok else None))
+        if ok:
+            p.replies.append((t + 0.001, k, 1.0))
+    return p
+
+
+def test_reroute_record_times_recovered_pairs_and_leaves_out_cut_off_ones():
+    timed = {("A", "C"): probe("A", "C", 11.0, 11.02), ("B", "C"): probe("B", "C", 11.0, 99.0),
+             ("A", "D"): probe("A", "D", 11.0, 11.03)}
+    rerouted = {("A", "C"), ("B", "C"), ("A", "D")}
+    after = {"A>C": ["A", "D", "C"], "B>C": ["B", "E", "C"]}   # A>D: no path after (a later failure cut it off)
+    rec = reroute_record(timed, list(timed), rerouted, after, trigger=11.0, until=12.0, fast={("A", "C")})
+    # A>C: the first reply after the trigger (11.0) came at 11.021, less one probe interval;
+    # B>C never resumed: cut off, not rerouted; A>D resumed but has no path after: a later
+    # failure cut it off, so it is unreachable, not rerouted
+    assert set(rec) == {"A>C"}
+    assert rec["A>C"]["gap_ms"] == pytest.approx(16.0, abs=0.5)
+    assert rec["A>C"]["switches"] == 3 and rec["A>C"]["fast"] is True
 
 
 @pytest.fixture(scope="module")

@@ -72,6 +72,17 @@ FRAME_BYTES = 1514
 #: replies take the reverse path: a router blackholing its own outgoing traffic then "broke"
 #: the flows *to* it too (the fidelity suite's misconfiguration disagreements, 2026-12-05).
 FLOOR_PPS = 10.0
+#: Packets per second, at least, of a monitored flow whose path crosses a link an event
+#: degrades (random loss, lower capacity): 200 packets in a 2 s window, so a 5 % loss shows
+#: over a 1 % SLA bound beyond sampling error 97 % of the time (Wilson lower bound of 5 lost
+#: of 200 = 1.07 %; at the floor's 20 packets, 1 lost of 20 cannot show it: the fidelity
+#: suite's link-degradation disagreements, 2026-12-05). What fast probes are to reroute
+#: time, this is to loss: the instrument looks closer where the events are; the KPIs still
+#: come from the packets it measures.
+WATCH_PPS = 100.0
+#: At most this many packets per second go to the watched flows' raised floors together (the
+#: fast probes' budget, see ``twin.MAX_FAST_PAIRS``); more flows share it.
+WATCH_BUDGET_PPS = 3200.0
 #: Smallest background frame (Ether + IPv4 + UDP + the 12-byte marker, padded).
 MIN_FRAME_BYTES = 64
 #: Total background packet rate above which the matrix is scaled down uniformly.
@@ -115,6 +126,8 @@ class BackgroundPlan:
     frames: dict[tuple[str, str], int] = field(default_factory=dict)
     floor_pairs: int = 0             # monitored flows raised to the floor packet rate
     floor_excess_mbps: float = 0.0   # what the floor sends beyond those flows' demand
+    watch_pairs: int = 0             # of them, flows across a degraded link raised to ``watch_pps``
+    watch_pps: float = 0.0
 
     def frame(self, src: str, dst: str) -> int:
         return self.frames.get((src, dst), self.frame_bytes)
@@ -144,6 +157,7 @@ class BackgroundPlan:
                 "probe_excess_mbps": round(self.probe_excess_mbps, 4),
                 "floor_pps": FLOOR_PPS, "floor_pairs": self.floor_pairs,
                 "floor_excess_mbps": round(self.floor_excess_mbps, 4),
+                "watch_pairs": self.watch_pairs, "watch_pps": round(self.watch_pps, 1),
                 "injected_flows": sum(len(v) for v in self.bursts.values()),
                 "injected_mbps": round(self.burst_mbps, 4),
                 "sink": f"UDP port {SINK_PORT} bound and never read (no ICMP port-unreachable)"}
@@ -152,7 +166,8 @@ class BackgroundPlan:
 def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
                     max_hop_pps: float = DEFAULT_MAX_HOP_PPS, frame_bytes: int = FRAME_BYTES,
                     probe_mbps: dict | None = None, bursts: list[dict] = (),
-                    floor_pairs=(), floor_pps: float = FLOOR_PPS) -> BackgroundPlan:
+                    floor_pairs=(), floor_pps: float = FLOOR_PPS, watch_pairs=(),
+                    watch_budget_pps: float = WATCH_BUDGET_PPS) -> BackgroundPlan:
     """The KG's flows as per-source send lists at ``demand × bw_scale``, scaled down
     uniformly when the total exceeds ``max_pps`` or ``max_hop_pps``; each flow then less
     ``probe_mbps[(src, dst)]`` (the probes' own traffic on that pair, which is part of the
@@ -161,7 +176,9 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
     (``{"event", "src", "dst", "mbps", "start_file"}``, ``mbps`` already in emulated units)
     each source's sender adds while its event lasts, scaled by the same budget factor.
     ``floor_pairs``: the monitored ``(src, dst)`` flows, each sent at ``floor_pps`` at least
-    (smaller frames, see :data:`FLOOR_PPS`), after all of the above."""
+    (smaller frames, see :data:`FLOOR_PPS`), after all of the above; those of them in
+    ``watch_pairs`` (across a degraded link) at :data:`WATCH_PPS`, or less so that together
+    they send at most ``watch_budget_pps``."""
     import networkx as nx
 
     per: dict[str, list[tuple[str, float]]] = {}
@@ -198,17 +215,20 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
     frames: dict[tuple[str, str], int] = {}
     floor_excess = 0.0
     raised = 0
+    watch = {p for p in set(watch_pairs) & set(floor_pairs) if p[0] != p[1]}
+    watch_pps = max(floor_pps, min(WATCH_PPS, watch_budget_pps / len(watch))) if watch else 0.0
     for s_, d_ in sorted(set(floor_pairs)):
         if s_ == d_:
             continue
         flows_s = dict(per.get(s_, []))
         m = flows_s.get(d_, 0.0)
-        if m * 1e6 / 8 / frame_bytes >= floor_pps:
+        pps = watch_pps if (s_, d_) in watch else floor_pps
+        if m * 1e6 / 8 / frame_bytes >= pps:
             continue
-        fb = max(MIN_FRAME_BYTES, min(frame_bytes, int(m * 1e6 / 8 / floor_pps)))
-        if m * 1e6 / 8 / fb < floor_pps:      # even minimum frames: send the floor, note the excess
-            floor_excess += floor_pps * fb * 8 / 1e6 - m
-            m = floor_pps * fb * 8 / 1e6
+        fb = max(MIN_FRAME_BYTES, min(frame_bytes, int(m * 1e6 / 8 / pps)))
+        if m * 1e6 / 8 / fb < pps:      # even minimum frames: send the floor, note the excess
+            floor_excess += pps * fb * 8 / 1e6 - m
+            m = pps * fb * 8 / 1e6
         frames[(s_, d_)] = fb
         flows_s[d_] = m
         per[s_] = sorted(flows_s.items())
@@ -223,7 +243,8 @@ def plan_background(kg, bw_scale: float, *, max_pps: float = DEFAULT_MAX_PPS,
     return BackgroundPlan(per_src=dict(sorted(per.items())), flows=n, offered_mbps=total, scale=scale,
                           frame_bytes=frame_bytes, max_pps=max_pps, hop_pps=hops * scale, max_hop_pps=max_hop_pps,
                           sinks=sorted(dsts - set(per) - set(by_src)), probe_excess_mbps=excess, bursts=by_src,
-                          frames=frames, floor_pairs=raised, floor_excess_mbps=floor_excess)
+                          frames=frames, floor_pairs=raised, floor_excess_mbps=floor_excess,
+                          watch_pairs=len(watch), watch_pps=watch_pps)
 
 
 class Background:

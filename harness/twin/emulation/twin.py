@@ -34,9 +34,10 @@ KPIs (per window, from the monitored pairs = the KG flows, or a sample when ther
 than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     latency_ms_mean / p95: per pair mean of RTT/2 (a one-way *estimate*), then mean and
     95th percentile over the pairs that answered.
-    loss_pct: traffic-weighted with background traffic: background packets offered in the
-    window (by send time) that never arrived, over all offered (every KG flow, whatever
-    is monitored; see :mod:`.background`).  Without background: unanswered echo requests /
+    loss_pct: traffic-weighted with background traffic: the bytes of background packets
+    offered in the window (by send time) that never arrived, over all offered (every KG
+    flow, whatever is monitored; see :mod:`.background`; a flow sending smaller frames
+    weighs their bytes, not their number).  Without background: unanswered echo requests /
     sent, pooled over the pairs.  ``meta["probe_loss_pct"]`` has the probe loss per phase.
     reroute_time_ms_max / mean: per *rerouted* pair (:func:`rerouted_pairs`: the controller's
     path changed between the snapshots before and after, or crossed a failed link or router)
@@ -46,8 +47,9 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     reply gap minus one probe interval, and a pair that lost nothing counts with its small
     gap, not left out.  The pairs whose path crosses an element the events take down
     (:func:`watched_pairs`, at most ``max_fast_pairs``) are timed by fast probes at
-    ``fast_probe_interval_s`` (5 ms) resolution, the others by the 40 ms probes.  Pairs that
-    never resumed are unreachable, not rerouted.  Gaps on pairs whose path never changed
+    ``fast_probe_interval_s`` (5 ms) resolution, and the KPI is over them when there are
+    any; else over the pairs the 40 ms probes timed.  Pairs that never resumed, or that a
+    later failure cut off (no path after), are unreachable, not rerouted.  Gaps on pairs whose path never changed
     are congestion or policing loss and count in loss, not here.
     max_link_util, congested_links (>= 0.8): from the controller's port byte counters over
     the window, as a share of the link's current shaped rate, busier direction; down links
@@ -61,8 +63,9 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     (:meth:`~harness.twin.sla.FlowSample.loss_over`: a window holds tens of packets of
     a small flow): the loss of the flow's own background packets when it offered at least
     :data:`MIN_TRAFFIC_PACKETS` in the window (a policer drops full-size packets more than
-    small probes; every monitored flow sends at least ``background.FLOOR_PPS``), else its
-    probe loss.  The latency SLA
+    small probes; every monitored flow sends at least ``background.FLOOR_PPS``, one whose
+    path crosses a link an event degrades ``background.WATCH_PPS``: :func:`degraded_pairs`),
+    else its probe loss.  The latency SLA
     is not checked: no propagation delay is emulated without netem.
     SLA verdicts (:mod:`harness.twin.sla`): per monitored flow and phase, its latency (mean
     RTT/2 of its probes), its loss (as judged for impacted_nodes above) and its reachability
@@ -410,6 +413,7 @@ class EmulationTwin:
             timings["probes_start_s"] = time.time() - t0
             start_dir = sdir / "start"
             start_dir.mkdir(parents=True, exist_ok=True)
+            paths0 = net.client.paths()      # the controller's paths before any event
             if self.background:
                 # the probes carry part of their flows' demand: at the rate they achieve here
                 probe_mbps = probe_load(probes.rates_hz())
@@ -419,8 +423,9 @@ class EmulationTwin:
                           for i, e in events for t in carried_traffic(event_types.effect_of(kg, e, i))]
                 bg = Background(net, plan_background(kg, bw, max_pps=self.background_max_pps,
                                                      max_hop_pps=self.background_max_hop_pps,
-                                                     probe_mbps=probe_mbps, bursts=bursts,
-                                                     floor_pairs=pairs),
+                                                     probe_mbps=probe_mbps, bursts=bursts, floor_pairs=pairs,
+                                                     watch_pairs=degraded_pairs(paths0, pairs, [
+                                                         event_types.effect_of(kg, e, i) for i, e in events])),
                                 sdir / "background")
                 bg_info.update(bg.plan.record(), probe_mbps=round(sum(probe_mbps.values()), 4))
                 timings["background_start_s"] = bg.start()
@@ -430,7 +435,6 @@ class EmulationTwin:
             for i, e in events:
                 inj.prepare(i, e, start_dir)
             inj.wait_ready()
-            paths0 = net.client.paths()      # the controller's paths before any event
             # the pairs whose path crosses an element the events take down get fast probes
             # (reroute time at FAST_PROBE_INTERVAL_S resolution), between the baseline and the
             # failure windows only (their load is no part of either window)
@@ -575,27 +579,33 @@ class EmulationTwin:
                                     failed_links=set().union(induced_links, *(x.links_down for x in injected)),
                                     failed_routers=set().union(induced_routers, *(x.routers_down for x in injected)))
         rerouted_m = rerouted_pairs(paths_f, paths_m) if mitigation else set()
-        reroute_samples = reroute_record(timed, pairs, rerouted_f, paths_f, t_first_inj, t_f1,
-                                         set(fast.results) if fast is not None else set())
-        control_plane = control_plane_record(recomputes, [x["injected_at"] for x in timeline], t_inj - 0.05, t_f1)
+        fast_pairs = frozenset(fast.results) if fast is not None else frozenset()
+        reroute_samples = reroute_record(timed, pairs, rerouted_f, paths_f, t_first_inj, t_f1, fast_pairs)
+        # detection is timed from the latest injection before a recompute: an event's, or a
+        # cascade round's taking its tripped elements down
+        control_plane = control_plane_record(
+            recomputes, [x["injected_at"] for x in timeline]
+            + [rnd["injected_at"] for rnd in (cascade or {}).get("rounds", []) if rnd.get("injected_at")], t_inj - 0.05, t_f1)
         probe_loss: dict = {}
         samples: dict = {}      # per phase, per monitored flow: its SLA sample
+        frame = bg.plan.frame if bg is not None else None     # bytes of a pair's background frames
         rows = {}
         rows["baseline"], probe_loss["baseline"], samples["baseline"] = self._row(
             kg, scenario.id, "baseline", flows, parsed, t_b0, t_b1, t_b0, set(),
             port_utilisation(snaps["b0"], snaps["b1"], {l: net.nominal_rate_mbps(l) for l in kg.links}, set()),
-            traffic, rerouted=set(), timed=timed)
+            traffic, rerouted=set(), timed=timed, frame=frame)
         down = set(routers_down(timeline, inj.effects)) | induced_routers
         depth = None if cascade is None else len(cascade["rounds"])
         rows["failure"], probe_loss["failure"], samples["failure"] = self._row(kg, scenario.id, "failure", flows, parsed, t_f0, t_f1,
                                                            t_first_inj, down, util_f, traffic, rerouted_f, timed,
-                                                           cascade_depth=depth)
+                                                           cascade_depth=depth, fast=fast_pairs, frame=frame)
         if depth is not None:
             rows["baseline"] = rows["baseline"].model_copy(update={"cascade_depth": 0})
         if mitigation:
             util_m = port_utilisation(snaps["m0"], snaps["m1"], rates_m, failed_m)
             rows["mitigated"], probe_loss["mitigated"], samples["mitigated"] = self._row(
-                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m)
+                kg, scenario.id, "mitigated", flows, parsed, t_m0, t_end, t_mit, down, util_m, traffic, rerouted_m,
+                frame=frame)
         # Per-event KPIs: each timeline record's window runs from it to the next record (the
         # last one: to the end of the failure window), measured like the phases.
         for k, rec in enumerate(timeline):
@@ -607,7 +617,7 @@ class EmulationTwin:
             util_k = port_utilisation(event_snaps[k], event_snaps[k + 1] if k + 1 < len(event_snaps) else snaps["f1"],
                                       rates_k, skip)
             row_k, ploss_k, _ = self._row(kg, scenario.id, "failure", flows, parsed, a, b, a, down_k, util_k,
-                                       traffic, rerouted_f, timed)
+                                       traffic, rerouted_f, timed, fast=fast_pairs, frame=frame)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
         pair_loss = {}
@@ -704,8 +714,10 @@ class EmulationTwin:
             # injection (detect_ms) and the recompute + flow-mods sent (compute_ms)
             "control_plane": control_plane,
             "reroute_note": "longest reply gap minus one probe interval, over pairs the controller rerouted that recovered "
-                            "within the window (a pair that lost nothing counts with its longest reply gap minus one "
-                            "interval); timed by the fast probes on the pairs whose path crossed a failed element",
+                            "within the window and still have a path (a pair that lost nothing counts with its longest "
+                            "reply gap minus one interval); over the pairs the fast probes timed when there are any "
+                            "(those whose path crossed a failed element, at most max_fast_pairs spread over them), "
+                            "else the probes at probe_interval_s",
             "reroute_resolution_ms": round(1000 * (self.fast_probe_interval_s if fast is not None
                                                    else self.probe_interval_s), 3),
             "fast_probe_pairs": [f"{s_}>{d_}" for s_, d_ in (fast.pairs if fast is not None else [])],
@@ -853,14 +865,19 @@ class EmulationTwin:
 
     def _row(self, kg, sid, phase, flows, parsed, a, b, trigger, failed_routers, util,
              traffic=None, rerouted: set | None = None, timed: dict | None = None,
-             cascade_depth: int | None = None) -> tuple[KPIRow, float | None, dict[str, FlowSample]]:
+             cascade_depth: int | None = None, fast: frozenset = frozenset(), frame=None
+             ) -> tuple[KPIRow, float | None, dict[str, FlowSample]]:
         """The KPI row of window ``[a, b)``, the window's probe loss (%), and each monitored
         flow's :class:`~harness.twin.sla.FlowSample` (its mean RTT/2, its loss as judged for
         ``impacted_nodes``, its reachability).
 
         ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
-        sent in ``[a, b)``; with packets, loss is traffic-weighted and a flow's loss and
-        reachability are judged on its own packets (see the module doc)."""
+        sent in ``[a, b)``; with packets, loss is traffic-weighted (each pair's packets weigh
+        ``frame(src, dst)`` bytes) and a flow's loss and reachability are judged on its own
+        packets (see the module doc). Reroute time is over
+        the rerouted pairs in ``fast`` (timed by the fast probes) when there are any: a 40 ms
+        probe times an interruption 20 ms short on average (the first reply after it comes
+        0-40 ms after it ends, less one interval)."""
         win = traffic(a, b) if traffic else {}
         last = max(a, b - 1.0)
         win_last = traffic(last, b) if traffic else {}
@@ -893,16 +910,21 @@ class EmulationTwin:
             samples[f] = FlowSample(None if unreach else lat_f, 100.0 * lost_n / n if n else None, not unreach,
                                     n or None)
             broken[f] = bool(unreach or samples[f].loss_over(sla))
-            if trigger is not None and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
+            # a rerouted flow still reachable at the window's end (as the flow twin counts:
+            # one cut off by a later failure is unreachable, not rerouted)
+            if trigger is not None and not unreach and (rerouted is None or (fa["src"], fa["dst"]) in rerouted):
                 g = (timed or parsed)[(fa["src"], fa["dst"])].disruption_s(trigger, b)
                 if g is not None:   # a rerouted pair that lost nothing counts with its small gap
-                    reroute.append(g * 1000.0)
+                    reroute.append(((fa["src"], fa["dst"]) in fast, g * 1000.0))
         impacted = impacted_routers(kg, broken, failed_routers)
+        reroute = [g for is_fast, g in reroute if is_fast] or [g for _, g in reroute]
         mean, p95 = latency_stats(lat_pairs)
         probe_loss = round(100.0 * lost / sent, 6) if sent else None
-        offered = sum(o for o, _ in win.values())
-        loss = (round(100.0 * (offered - sum(r for _, r in win.values())) / offered, 6)
-                if offered else probe_loss)
+        # traffic-weighted: each pair's packets weigh their frame's bytes (flows under the packet
+        # floor, and those watched across a degraded link, send smaller frames, more of them)
+        offered = sum(o * (frame(*k) if frame else 1) for k, (o, _) in win.items())
+        got = sum(r * (frame(*k) if frame else 1) for k, (_, r) in win.items())
+        loss = round(100.0 * (offered - got) / offered, 6) if offered else probe_loss
         live = {l: u["util"] for l, u in util.items()}
         congested = sorted(l for l, u in live.items() if u >= CONGESTION_THRESHOLD)
         return KPIRow(
@@ -989,23 +1011,42 @@ def probe_load(rates_hz: dict) -> dict[tuple[str, str], float]:
 def watched_pairs(paths: dict, pairs, effects, cap: int = MAX_FAST_PAIRS) -> list[tuple[str, str]]:
     """The monitored ``pairs`` whose controller path (``GET /paths``, either direction)
     crosses a link or router one of ``effects`` takes down: the pairs a reroute will move,
-    at most ``cap`` of them (in sorted order). What the measuring instrument watches; the
+    at most ``cap`` of them (spread evenly over them in sorted order). What the measuring instrument watches; the
     KPIs still come from what it measures."""
     links = set().union(*(x.links_down for x in effects)) if effects else set()
     routers = set().union(*(x.routers_down for x in effects)) if effects else set()
     if not (links or routers) or cap <= 0:
         return []
     hit = rerouted_pairs(paths, paths, links, routers)
-    return sorted(p for p in set(map(tuple, pairs)) if p in hit and not set(p) & routers)[:cap]
+    out = sorted(p for p in set(map(tuple, pairs)) if p in hit and not set(p) & routers)
+    return out if len(out) <= cap else [out[k * len(out) // cap] for k in range(cap)]
+
+
+def degraded_pairs(paths: dict, pairs, effects) -> list[tuple[str, str]]:
+    """The monitored ``pairs`` whose controller path ``s>d`` (``GET /paths``) crosses a link
+    one of ``effects`` degrades (random loss or lower capacity): their background flows send
+    more packets (``background.WATCH_PPS``) so that the loss shows beyond sampling error."""
+    links = {l for x in effects for l in (*x.link_loss_pct, *x.link_capacity)}
+    if not links:
+        return []
+    out = []
+    for s, d in sorted(set(map(tuple, pairs))):
+        path = paths.get(f"{s}>{d}") or []
+        if any(link_id(u, v) in links for u, v in zip(path, path[1:])):
+            out.append((s, d))
+    return out
 
 
 def reroute_record(timed: dict, pairs, rerouted: set, paths_after: dict, trigger: float, until: float,
                    fast: set) -> dict[str, dict]:
-    """Per rerouted monitored pair that recovered by ``until``: ``{"gap_ms", "switches",
-    "fast"}`` — its interruption after ``trigger``, the routers on its path in
-    ``paths_after`` (the controller's ``GET /paths``), whether a fast probe timed it."""
+    """Per rerouted monitored pair that recovered by ``until`` and still has a path in
+    ``paths_after`` (the controller's ``GET /paths``; a pair a later failure cut off is
+    unreachable, not rerouted): ``{"gap_ms", "switches", "fast"}`` — its interruption after
+    ``trigger``, the routers on its path, whether a fast probe timed it."""
     out = {}
     for s, d in sorted(set(map(tuple, pairs)) & rerouted):
+        if not paths_after.get(f"{s}>{d}"):
+            continue
         g = timed[(s, d)].disruption_s(trigger, until)
         if g is not None:
             out[f"{s}>{d}"] = {"gap_ms": round(g * 1000.0, 3), "switches": len(paths_after.get(f"{s}>{d}") or []),
