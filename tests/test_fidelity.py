@@ -159,3 +159,20 @@ def test_a_sampled_emulation_beside_a_flow_twin_judging_every_flow_is_a_reason()
     # judged on the same sample (FlowTwin.run(monitored=...)), a disagreement stays unexplained
     same = compare(result("flow", 0.0, fail, meta={"monitored_flows": 2}), emu)
     assert same["reasons"] == ["unexplained"]
+
+
+def test_reasons_for_a_flow_twin_cascade_that_trips_more_and_a_cascade_reroute():
+    flow = result("flow", 0.0, {"loss_pct": 10.0, "impacted_node_names": ["A", "B"], "cascade_depth": 1,
+                                "reroute_time_ms_mean": 20.0},
+                  meta={"induced_links": [[]], "induced_routers": [["A", "B"]]})
+    emu = result("emulation", 0.0, {"loss_pct": 10.0, "impacted_node_names": ["A"], "cascade_depth": 1,
+                                    "reroute_time_ms_mean": 140.0},
+                 meta={"induced_links": [[]], "induced_routers": [["A"]],
+                       "cascade": {"max_rounds": 2, "rounds": [{"round": 1, "routers": ["A"]}]}})
+    row = compare(flow, emu)
+    assert row["disagree"] == ["impacted", "reroute_time"]
+    assert row["reasons"][1:] == [
+        "the flow twin trips more: it counts traffic dropped further than one hop upstream as load (not modelled: "
+        "loss reducing downstream load beyond one hop)",
+        "pairs rerouted by the cascade are timed by the 40 ms probes through the event's congestion (the fast probes "
+        "stop before the cascade phase)"]

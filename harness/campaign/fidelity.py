@@ -85,6 +85,9 @@ def reasons(row: dict, flow, emu) -> list[str]:
     sample = _sample_reason(flow, emu)
     if sample and ({"impacted", "reroute_time"} & set(row["disagree"])):
         out.append(sample)
+    if "reroute_time" in row["disagree"] and (emu.meta.get("cascade") or {}).get("rounds"):
+        out.append("pairs rerouted by the cascade are timed by the 40 ms probes through the event's congestion "
+                   "(the fast probes stop before the cascade phase)")
     for note in emu.meta.get("senders") or []:
         out.append(f"injection not fully sent: {note}")
     if any("equal-cost multipath" in n for n in emu.not_modelled) and _has_ties(flow):
@@ -112,6 +115,9 @@ def _cascade_reasons(flow, emu) -> list[str]:
     cap = (emu.meta.get("cascade") or {}).get("max_rounds")
     if cap is not None and fd > ed == cap:
         out.append(f"the emulation stops after {cap} cascade rounds")
+    if set(ei) < set(fi):
+        out.append("the flow twin trips more: it counts traffic dropped further than one hop upstream as load "
+                   "(not modelled: loss reducing downstream load beyond one hop)")
     return out
 
 

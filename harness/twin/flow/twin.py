@@ -58,7 +58,8 @@ NOT_MODELLED = [
     "TCP congestion control and packet-level transients",
     "router processing delay and control-plane convergence dynamics",
     "BGP policy",
-    "loss reducing downstream load (offered loads are counted)",
+    "loss reducing downstream load beyond one hop (a router's cascade load is what its incoming links carry "
+    "after the upstream router's drop; further drops still count)",
 ]
 
 
