@@ -13,7 +13,8 @@ side (mutate works on what all arms found), ``ceil(max budget / 5)`` iterations 
 flow twin, no mitigation; an arm's evaluations are its flow-twin runs in order (plus the
 flow-twin runs a best-of-n arm spends screening). Printed per arm, mean ± spread over seeds:
 best found / exhaustive worst at each budget, the area under the best-so-far curve (as a share
-of the worst, over the largest budget), validity, distinct targets, mean cascade depth — and the
+of the worst, over the largest budget), the mean impact of the arm's scenarios (a share of the
+worst), validity, distinct targets, mean cascade depth — and the
 goals: the ``llm`` arm >= 90 % of the worst within 100 evaluations, above ``random`` and ``rule``
 at every budget.
 """
@@ -54,16 +55,17 @@ def curves(store: CampaignStore) -> dict[str, dict]:
     rows = sorted(((m["iteration"], m["label"], r.scenario_id, r) for m, r in store.results() if r.twin == "flow"),
                   key=lambda x: (x[0], x[1], x[2]))
     for it, label, sid, r in rows:
-        arm = out.setdefault(label, {"losses": [], "cascade": [], "targets": set(), "accepted": 0})
+        arm = out.setdefault(label, {"losses": [], "own": [], "cascade": [], "targets": set(), "accepted": 0})
         extra = scen[sid]["scenario"].get("provenance", {}).get("extra", {}) if sid in scen else {}
         spent = extra.get("screening", {}).get("flow_twin_evaluations", 1)
         f = r.row("failure")
         arm["losses"] += [0.0] * (spent - 1) + [f.loss_pct or 0.0]   # screening runs count as evaluations
+        arm["own"] += [False] * (spent - 1) + [True]
         arm["cascade"].append(f.cascade_depth or 0)
         arm["targets"] |= {e["target"] for e in scen[sid]["scenario"]["events"]} if sid in scen else set()
         arm["accepted"] += 1
     for label in {r["label"] for r in store.rejected()} | set(out):
-        arm = out.setdefault(label, {"losses": [], "cascade": [], "targets": set(), "accepted": 0})
+        arm = out.setdefault(label, {"losses": [], "own": [], "cascade": [], "targets": set(), "accepted": 0})
         arm["rejected"] = sum(1 for r in store.rejected() if r["label"] == label)
     return out
 
@@ -109,7 +111,7 @@ def main() -> int:
         print(f"\n{topo}: exhaustive worst at k={args.k}: {' + '.join(worst['elements'])} loses {worst['loss_pct']:.2f} % "
               f"({len(ref_rows)} evaluations, {time.perf_counter() - t0:.0f} s)", flush=True)
         per_arm: dict[str, dict[str, list]] = {a: {"at": {b: [] for b in budgets}, "auc": [], "validity": [],
-                                                   "targets": [], "cascade": []} for a in arms}
+                                                   "targets": [], "cascade": [], "mean": []} for a in arms}
         for seed in range(args.seeds):
             spec = parse_spec({"name": f"adv-{seed}", "topology": topo,
                                "generators": [{**ARMS[a], "label": a.replace("+", "_")} for a in arms],
@@ -121,7 +123,7 @@ def main() -> int:
                 got = curves(CampaignStore(Path(d) / "c"))
             print(f"  seed {seed}: campaign {time.perf_counter() - t1:.0f} s", flush=True)
             for a in arms:
-                c = got.get(a.replace("+", "_"), {"losses": [], "cascade": [], "targets": set(), "accepted": 0,
+                c = got.get(a.replace("+", "_"), {"losses": [], "own": [], "cascade": [], "targets": set(), "accepted": 0,
                                                   "rejected": 0})
                 ref = worst["loss_pct"] or 1.0
                 for b in budgets:
@@ -132,12 +134,16 @@ def main() -> int:
                 per_arm[a]["validity"].append(c["accepted"] / tried if tried else 0.0)
                 per_arm[a]["targets"].append(len(c["targets"]))
                 per_arm[a]["cascade"].append(statistics.mean(c["cascade"]) if c["cascade"] else 0.0)
+                # mean impact of the arm's own scenarios (screening runs left out), as a share of the worst
+                own = [x for x, n in zip(c["losses"], c["own"]) if n]
+                per_arm[a]["mean"].append(statistics.mean(own[:budgets[-1]]) / ref if own else 0.0)
         head = "".join(f"{'@' + str(b):>14}" for b in budgets)
-        print(f"  {'arm':<20}{head}{'AUC':>14}{'validity':>14}{'targets':>10}{'cascade':>9}")
+        print(f"  {'arm':<20}{head}{'AUC':>14}{'mean impact':>14}{'validity':>14}{'targets':>10}{'cascade':>9}")
         for a in arms:
             r = per_arm[a]
             print(f"  {a:<20}" + "".join(f"{spread(r['at'][b]):>14}" for b in budgets)
-                  + f"{spread(r['auc']):>14}{spread(r['validity']):>14}{statistics.mean(r['targets']):>10.1f}"
+                  + f"{spread(r['auc']):>14}{spread(r['mean']):>14}{spread(r['validity']):>14}"
+                  + f"{statistics.mean(r['targets']):>10.1f}"
                   + f"{statistics.mean(r['cascade']):>9.2f}")
         if "llm" in per_arm:
             llm100 = statistics.mean(per_arm["llm"]["at"][budgets[-1]])
@@ -146,6 +152,12 @@ def main() -> int:
             print(f"  goal: llm reaches >= 0.90 of the worst within {budgets[-1]}: {llm100:.2f} "
                   f"({'met' if llm100 >= 0.9 else f'short by {0.9 - llm100:.2f}'}); beats random and rule at every "
                   f"budget: {'yes' if beats else 'no'}")
+        if "llm" in per_arm and "llm+no-kg" in per_arm:
+            kg_arm, no_kg = per_arm["llm"], per_arm["llm+no-kg"]
+            wins = [k for k in ("mean", "cascade") if statistics.mean(kg_arm[k]) > statistics.mean(no_kg[k])]
+            print(f"  goal: the KG arm beats llm+no-kg on mean impact ({statistics.mean(kg_arm['mean']):.2f} vs "
+                  f"{statistics.mean(no_kg['mean']):.2f}) and cascade depth ({statistics.mean(kg_arm['cascade']):.2f} vs "
+                  f"{statistics.mean(no_kg['cascade']):.2f}): {'yes' if len(wins) == 2 else 'no'}")
         report["topologies"][topo] = {"worst": worst, "arms": {a: {**per_arm[a], "at": {str(b): v for b, v in per_arm[a]["at"].items()}}
                                                                for a in arms}}
     if args.json:
