@@ -2,7 +2,7 @@
 the exhaustive worst case.
 
     .venv/bin/python benchmarks/adversarial.py [--topologies topozoo/Abilene,topozoo/Geant2012,topozoo/TataNld]
-        [--budgets 25,50,100] [--seeds 3] [--k 2] [--arms llm,llm+no-kg,...] [--json out.json]
+        [--budgets 25,50,100] [--seeds 3] [--first-seed 0] [--k 2] [--arms llm,llm+no-kg,...] [--json out.json]
 
 The operator's scope is the same for every arm: ``event_types`` fiber_link_failure,
 router_failure, srlg_failure and at most ``--k`` events per scenario (the attack budget), in a
@@ -90,6 +90,7 @@ def main() -> int:
     ap.add_argument("--topologies", default="topozoo/Abilene,topozoo/Geant2012,topozoo/TataNld")
     ap.add_argument("--budgets", default="25,50,100")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1")
     ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--json", help="write every figure here")
@@ -112,7 +113,7 @@ def main() -> int:
               f"({len(ref_rows)} evaluations, {time.perf_counter() - t0:.0f} s)", flush=True)
         per_arm: dict[str, dict[str, list]] = {a: {"at": {b: [] for b in budgets}, "auc": [], "validity": [],
                                                    "targets": [], "cascade": [], "mean": []} for a in arms}
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             spec = parse_spec({"name": f"adv-{seed}", "topology": topo,
                                "generators": [{**ARMS[a], "label": a.replace("+", "_")} for a in arms],
                                "budget": {"iterations": iterations, "per_iteration": PER_ITERATION},
