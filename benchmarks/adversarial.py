@@ -156,9 +156,9 @@ def main() -> int:
         if "llm" in per_arm and "llm+no-kg" in per_arm:
             kg_arm, no_kg = per_arm["llm"], per_arm["llm+no-kg"]
             wins = [k for k in ("mean", "cascade") if statistics.mean(kg_arm[k]) > statistics.mean(no_kg[k])]
-            print(f"  goal: the KG arm beats llm+no-kg on mean impact ({statistics.mean(kg_arm['mean']):.2f} vs "
-                  f"{statistics.mean(no_kg['mean']):.2f}) and cascade depth ({statistics.mean(kg_arm['cascade']):.2f} vs "
-                  f"{statistics.mean(no_kg['cascade']):.2f}): {'yes' if len(wins) == 2 else 'no'}")
+            print(f"  goal: the KG arm beats llm+no-kg on mean impact ({statistics.mean(kg_arm['mean']):.3f} vs "
+                  f"{statistics.mean(no_kg['mean']):.3f}) and cascade depth ({statistics.mean(kg_arm['cascade']):.3f} vs "
+                  f"{statistics.mean(no_kg['cascade']):.3f}): {'yes' if len(wins) == 2 else 'no'}")
         report["topologies"][topo] = {"worst": worst, "arms": {a: {**per_arm[a], "at": {str(b): v for b, v in per_arm[a]["at"].items()}}
                                                                for a in arms}}
     if args.json:
