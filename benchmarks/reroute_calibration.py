@@ -100,9 +100,7 @@ def main() -> None:
                "emulation; per network size, detection and computation = medians of the controller's log, "
                "per-switch slope = least squares of the fast-probe gaps beyond them"})
     fit["provenance"]["samples"] = sum(x["fit"]["pairs"] for x in fit["points"])
-    atomic_write(scratch := Path(os.environ.get("TMPDIR", "/tmp")) / "ani-reroute-fit.json", json.dumps(fit))
-    fitted = RerouteModel.from_file(scratch)
-    scratch.unlink()
+    fitted = RerouteModel.from_record(fit, "the fit")
     shipped = RerouteModel.shipped() if CALIBRATION_FILE.exists() else None
     print(f"\nfit ({time.time() - t0:.0f} s):")
     for x in fit["points"]:

@@ -136,7 +136,8 @@ def _verdict(service: str, phase: str, metric: str, bound: float, measured: list
     if not counted:
         return SLAVerdict(**base, violated=None, note=f"none of the service's {total} flows was measured")
     sample = dict(measured)
-    over = sorted(((f, v) for f, v in values if (sample[f].loss_over(bound) if metric == "loss_pct" else v > bound + EXACT_SLACK)),
+    over = sorted(((f, v) for f, v in values
+                   if (sample[f].loss_over(bound) if metric == "loss_pct" else v > bound + EXACT_SLACK)),
                   key=lambda x: (-x[1], x[0]))
     cut_off = set(unreachable)
     worst = max((v for _, v in values), default=None)

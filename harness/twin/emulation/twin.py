@@ -49,8 +49,8 @@ than ``max_pairs``; probes are ``ping`` at ``1/probe_interval_s`` Hz)
     (:func:`watched_pairs`, at most ``max_fast_pairs``) are timed by fast probes at
     ``fast_probe_interval_s`` (5 ms) resolution, and the KPI is over them when there are
     any; else over the pairs the 40 ms probes timed.  Pairs that never resumed, or that a
-    later failure cut off (no path after), are unreachable, not rerouted.  Gaps on pairs whose path never changed
-    are congestion or policing loss and count in loss, not here.
+    later failure cut off (no path after), are unreachable, not rerouted.  Gaps on pairs
+    whose path never changed are congestion or policing loss and count in loss, not here.
     max_link_util, congested_links (>= 0.8): from the controller's port byte counters over
     the window, as a share of the link's current shaped rate, busier direction; down links
     left out.
@@ -417,15 +417,15 @@ class EmulationTwin:
             if self.background:
                 # the probes carry part of their flows' demand: at the rate they achieve here
                 probe_mbps = probe_load(probes.rates_hz())
+                effects = {i: event_types.effect_of(kg, e, i) for i, e in events}
                 # surges and UDP floods: every source's sender adds its share while the event lasts
                 bursts = [{"event": i, "src": t.src, "dst": t.dst, "mbps": t.mbps * bw,
                            "start_file": start_dir / f"start-{i}"}
-                          for i, e in events for t in carried_traffic(event_types.effect_of(kg, e, i))]
+                          for i, eff in effects.items() for t in carried_traffic(eff)]
                 bg = Background(net, plan_background(kg, bw, max_pps=self.background_max_pps,
                                                      max_hop_pps=self.background_max_hop_pps,
                                                      probe_mbps=probe_mbps, bursts=bursts, floor_pairs=pairs,
-                                                     watch_pairs=degraded_pairs(paths0, pairs, [
-                                                         event_types.effect_of(kg, e, i) for i, e in events])),
+                                                     watch_pairs=degraded_pairs(paths0, pairs, effects.values())),
                                 sdir / "background")
                 bg_info.update(bg.plan.record(), probe_mbps=round(sum(probe_mbps.values()), 4))
                 timings["background_start_s"] = bg.start()
@@ -583,9 +583,9 @@ class EmulationTwin:
         reroute_samples = reroute_record(timed, pairs, rerouted_f, paths_f, t_first_inj, t_f1, fast_pairs)
         # detection is timed from the latest injection before a recompute: an event's, or a
         # cascade round's taking its tripped elements down
-        control_plane = control_plane_record(
-            recomputes, [x["injected_at"] for x in timeline]
-            + [rnd["injected_at"] for rnd in (cascade or {}).get("rounds", []) if rnd.get("injected_at")], t_inj - 0.05, t_f1)
+        injections = ([x["injected_at"] for x in timeline]
+                      + [rnd["injected_at"] for rnd in (cascade or {}).get("rounds", []) if rnd.get("injected_at")])
+        control_plane = control_plane_record(recomputes, injections, t_inj - 0.05, t_f1)
         probe_loss: dict = {}
         samples: dict = {}      # per phase, per monitored flow: its SLA sample
         frame = bg.plan.frame if bg is not None else None     # bytes of a pair's background frames
@@ -874,10 +874,10 @@ class EmulationTwin:
         ``traffic(a, b)`` gives ``(src, dst) -> (offered, received)`` background packets
         sent in ``[a, b)``; with packets, loss is traffic-weighted (each pair's packets weigh
         ``frame(src, dst)`` bytes) and a flow's loss and reachability are judged on its own
-        packets (see the module doc). Reroute time is over
-        the rerouted pairs in ``fast`` (timed by the fast probes) when there are any: a 40 ms
-        probe times an interruption 20 ms short on average (the first reply after it comes
-        0-40 ms after it ends, less one interval)."""
+        packets (see the module doc). Reroute time is over the rerouted pairs in ``fast``
+        (timed by the fast probes) when there are any: a 40 ms probe times an interruption
+        20 ms short on average (the first reply after it comes 0-40 ms after it ends, less one
+        interval)."""
         win = traffic(a, b) if traffic else {}
         last = max(a, b - 1.0)
         win_last = traffic(last, b) if traffic else {}
@@ -922,8 +922,9 @@ class EmulationTwin:
         probe_loss = round(100.0 * lost / sent, 6) if sent else None
         # traffic-weighted: each pair's packets weigh their frame's bytes (flows under the packet
         # floor, and those watched across a degraded link, send smaller frames, more of them)
-        offered = sum(o * (frame(*k) if frame else 1) for k, (o, _) in win.items())
-        got = sum(r * (frame(*k) if frame else 1) for k, (_, r) in win.items())
+        weight = frame or (lambda src, dst: 1)
+        offered = sum(o * weight(*k) for k, (o, _) in win.items())
+        got = sum(r * weight(*k) for k, (_, r) in win.items())
         loss = round(100.0 * (offered - got) / offered, 6) if offered else probe_loss
         live = {l: u["util"] for l, u in util.items()}
         congested = sorted(l for l, u in live.items() if u >= CONGESTION_THRESHOLD)
@@ -973,7 +974,7 @@ def rerouted_pairs(before: dict, after: dict, failed_links: set[str] = frozenset
         path = before.get(key)
         hit = path != after.get(key) or (path is not None and (
             bool(failed_routers & set(path))
-            or any(link_id(u, v) in failed_links for u, v in zip(path, path[1:]))))
+            or bool(failed_links & path_links(path))))
         if hit:
             out |= {(s, d), (d, s)}
     return out
@@ -1011,8 +1012,8 @@ def probe_load(rates_hz: dict) -> dict[tuple[str, str], float]:
 def watched_pairs(paths: dict, pairs, effects, cap: int = MAX_FAST_PAIRS) -> list[tuple[str, str]]:
     """The monitored ``pairs`` whose controller path (``GET /paths``, either direction)
     crosses a link or router one of ``effects`` takes down: the pairs a reroute will move,
-    at most ``cap`` of them (spread evenly over them in sorted order). What the measuring instrument watches; the
-    KPIs still come from what it measures."""
+    at most ``cap`` of them (spread evenly over them in sorted order). What the measuring
+    instrument watches; the KPIs still come from what it measures."""
     links = set().union(*(x.links_down for x in effects)) if effects else set()
     routers = set().union(*(x.routers_down for x in effects)) if effects else set()
     if not (links or routers) or cap <= 0:
@@ -1022,6 +1023,11 @@ def watched_pairs(paths: dict, pairs, effects, cap: int = MAX_FAST_PAIRS) -> lis
     return out if len(out) <= cap else [out[k * len(out) // cap] for k in range(cap)]
 
 
+def path_links(path: list[str]) -> set[str]:
+    """The link ids along a router path (``[s, ..., d]``)."""
+    return {link_id(u, v) for u, v in zip(path, path[1:])}
+
+
 def degraded_pairs(paths: dict, pairs, effects) -> list[tuple[str, str]]:
     """The monitored ``pairs`` whose controller path ``s>d`` (``GET /paths``) crosses a link
     one of ``effects`` degrades (random loss or lower capacity): their background flows send
@@ -1029,12 +1035,7 @@ def degraded_pairs(paths: dict, pairs, effects) -> list[tuple[str, str]]:
     links = {l for x in effects for l in (*x.link_loss_pct, *x.link_capacity)}
     if not links:
         return []
-    out = []
-    for s, d in sorted(set(map(tuple, pairs))):
-        path = paths.get(f"{s}>{d}") or []
-        if any(link_id(u, v) in links for u, v in zip(path, path[1:])):
-            out.append((s, d))
-    return out
+    return [(s, d) for s, d in sorted(set(map(tuple, pairs))) if links & path_links(paths.get(f"{s}>{d}") or [])]
 
 
 def reroute_record(timed: dict, pairs, rerouted: set, paths_after: dict, trigger: float, until: float,
@@ -1045,11 +1046,12 @@ def reroute_record(timed: dict, pairs, rerouted: set, paths_after: dict, trigger
     ``trigger``, the routers on its path, whether a fast probe timed it."""
     out = {}
     for s, d in sorted(set(map(tuple, pairs)) & rerouted):
-        if not paths_after.get(f"{s}>{d}"):
+        path = paths_after.get(f"{s}>{d}")
+        if not path:
             continue
         g = timed[(s, d)].disruption_s(trigger, until)
         if g is not None:
-            out[f"{s}>{d}"] = {"gap_ms": round(g * 1000.0, 3), "switches": len(paths_after.get(f"{s}>{d}") or []),
+            out[f"{s}>{d}"] = {"gap_ms": round(g * 1000.0, 3), "switches": len(path),
                                "fast": (s, d) in fast}
     return out
 

@@ -84,10 +84,11 @@ class RerouteModel:
     BtEurope's 22, 89.8 ms on Geant2012's 37, 65.8 ms there in an earlier run; without
     background traffic Geant2012's cuts still took 50-75 ms, so it is the network's size,
     not its traffic). A hardware network has no such coupling between its switches:
-    recalibrate there (``ani campaign fidelity --calibrate``). ``switches`` is the size these constants were measured on (``None``: any);
-    ``sizes`` holds calibrations at other sizes, and :meth:`for_network` interpolates
-    linearly between the two around a network's size — never beyond the largest or below
-    the smallest measured (their constants apply, and ``source`` says so).
+    recalibrate there (``ani campaign fidelity --calibrate``). ``switches`` is the size
+    these constants were measured on (``None``: any); ``sizes`` holds calibrations at other
+    sizes, and :meth:`for_network` interpolates linearly between the two around a network's
+    size — never beyond the largest or below the smallest measured (their constants apply,
+    and ``source`` says so).
     """
 
     detection_ms: float
@@ -122,27 +123,36 @@ class RerouteModel:
     @classmethod
     def from_file(cls, path: str | Path) -> "RerouteModel":
         """Constants from a calibration file (``ani campaign fidelity --calibrate``, or the
-        shipped one): ``{"points": [{"switches", "detection_ms", "computation_ms",
-        "install_per_switch_ms", ...}, ...], "provenance": {...}}`` (one point per network
-        size), or one set of constants at the top level; a clear error when it cannot be read."""
+        shipped one; see :meth:`from_record`); a clear error when it cannot be read."""
         try:
             data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot read reroute calibration {path}: {exc}") from None
+        return cls.from_record(data, str(path))
+
+    @classmethod
+    def from_record(cls, data: dict, where: str = "the calibration") -> "RerouteModel":
+        """Constants from a calibration record (:func:`harness.campaign.fidelity.fit_reroute`):
+        ``{"points": [{"switches", "detection_ms", "computation_ms", "install_per_switch_ms",
+        ...}, ...], "provenance": {...}}`` (one point per network size), or one set of
+        constants at the top level. ``where`` names it in errors and in ``source``."""
+        try:
             points = [cls(float(x["detection_ms"]), float(x["computation_ms"]), float(x["install_per_switch_ms"]),
                           switches=None if x.get("switches") is None else int(x["switches"]))
                       for x in (data["points"] if "points" in data else [data])]
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"cannot read reroute calibration {path}: {exc}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"cannot read reroute calibration {where}: {exc}") from None
         if not points:
-            raise ConfigError(f"reroute calibration {path}: no points")
+            raise ConfigError(f"reroute calibration {where}: no points")
         if any(min(m.detection_ms, m.computation_ms, m.install_per_switch_ms) < 0 for m in points):
-            raise ConfigError(f"reroute calibration {path}: constants must be >= 0")
+            raise ConfigError(f"reroute calibration {where}: constants must be >= 0")
         sizes = [m.switches for m in points]
         if len(points) > 1 and (None in sizes or len(set(sizes)) != len(sizes)):
-            raise ConfigError(f"reroute calibration {path}: several points need distinct switch counts, got {sizes}")
+            raise ConfigError(f"reroute calibration {where}: several points need distinct switch counts, got {sizes}")
         prov = data.get("provenance") or {}
-        where = ", ".join(f"{k} {prov[k]}" for k in ("machine", "date", "samples") if k in prov)
+        said = ", ".join(f"{k} {prov[k]}" for k in ("machine", "date", "samples") if k in prov)
         points.sort(key=lambda m: m.switches or 0)
-        return replace(points[0], sizes=tuple(points[1:]), source=f"{Path(path).name}" + (f" ({where})" if where else ""))
+        return replace(points[0], sizes=tuple(points[1:]), source=Path(where).name + (f" ({said})" if said else ""))
 
     @classmethod
     def shipped(cls) -> "RerouteModel":
@@ -198,25 +208,25 @@ class FlowTwin:
         base = eng.baseline
         watch = _watched(kg, base, monitored)
         names = {f for f, w in zip(base.demand_ids, watch) if w}
+        model = self.reroute.for_network(len(kg.routers))     # the constants at this network's size
         timeline = []
         for i, e in enumerate(scenario.events):
             state = state_for(kg, scenario.events[: i + 1], at=e.timestamp)
             out = eng.evaluate(state)
-            row = self._row(kg, scenario.id, "failure", base, out, base, watch)
+            row = self._row(kg, scenario.id, "failure", base, out, base, watch, model)
             timeline.append({"index": i, "t": e.timestamp, "event_type": e.event_type, "target": e.target,
                              **row.kpis(), "impacted_node_names": row.impacted_node_names})
         # events are in time order (rule R3): the last timeline state is the failure state
         failure_state, failure = state, out
-        rows = {"baseline": self._row(kg, scenario.id, "baseline", base, base, base, watch),
-                "failure": self._row(kg, scenario.id, "failure", base, failure, base, watch)}
+        rows = {"baseline": self._row(kg, scenario.id, "baseline", base, base, base, watch, model),
+                "failure": self._row(kg, scenario.id, "failure", base, failure, base, watch, model)}
         mitigation_info: dict = {}
-        model = self.reroute.for_network(len(kg.routers))
         outcomes = {"baseline": base, "failure": failure}
         if mitigation and mitigation != "none":
             view = failure_view(kg, base, failure, failure_state)
             actions = plan(mitigation, kg, view)
             mitigated = outcomes["mitigated"] = eng.evaluate(apply_actions(failure_state, actions))
-            rows["mitigated"] = self._row(kg, scenario.id, "mitigated", base, mitigated, failure, watch)
+            rows["mitigated"] = self._row(kg, scenario.id, "mitigated", base, mitigated, failure, watch, model)
             mitigation_info = {"strategy": mitigation, "actions": actions, "view": view.summary(),
                                "notes": outlook(kg, view, actions)}
         return ScenarioResult(scenario_id=scenario.id, twin=self.name, rows=rows, timeline=timeline,
@@ -236,7 +246,7 @@ class FlowTwin:
                                     "induced_routers": [list(x) for x in failure.induced_routers]})
 
     def _row(self, kg: KnowledgeGraph, sid: str, phase: str, base: Outcome, out: Outcome, before: Outcome,
-             watch: np.ndarray) -> KPIRow:
+             watch: np.ndarray, model: RerouteModel) -> KPIRow:
         n = len(kg.flows)
         ids = out.demand_ids[:n]
         reach = out.reachable[:n]
@@ -244,7 +254,6 @@ class FlowTwin:
         impacted = impacted_nodes(kg, out, self._engines[id(kg)][2], watch)
         reroute = []
         if phase != "baseline":
-            model = self.reroute.for_network(len(kg.routers))
             changed = np.nonzero(reach & watch & _route_changed(before, out, n))[0]
             for i in changed:
                 reroute.append(model.time_ms(len(out.paths(ids[i])) + 1))
