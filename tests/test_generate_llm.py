@@ -171,3 +171,25 @@ def test_feedback_steers_the_shortlist_only_when_enabled(abilene_kg):
     steered = shortlist(abilene_kg, opts, [], limit=16, focus=focus)
     plain = shortlist(abilene_kg, opts, [], limit=16)
     assert steered.sources["neighbourhood"] > 0 and plain.sources["neighbourhood"] == 0
+
+
+def test_the_offered_width_starts_at_the_most_critical_and_widens(abilene_kg):
+    """With the graph: NARROW candidates at the arm's first proposal, GROWTH more per proposal
+    in its history, capped at the shortlist limit; the prompt lists them most critical first
+    with their share of the demand. Without it: always the limit, listed by name."""
+    from harness.generate.llm import GROWTH, NARROW
+    from harness.generate.shortlist import scores, shortlist
+
+    gen = LLMGenerator(llm_url="http://127.0.0.1:9/v1", model="m")
+    history = [object()] * 3
+    assert gen._width(GenState()) == NARROW
+    assert gen._width(GenState(history=history)) == NARROW + 3 * GROWTH
+    assert gen._width(GenState(history=[object()] * 1000)) == gen.shortlist_limit
+    assert LLMGenerator(use_kg=False)._width(GenState()) == gen.shortlist_limit
+    short = shortlist(abilene_kg, admissible_events(abilene_kg, []), limit=gen._width(GenState()))
+    assert short.size <= NARROW
+    line = gen._targets_line(abilene_kg, short.options)
+    top = max(scores(abilene_kg)["router"].items(), key=lambda kv: kv[1])
+    assert line.index(f"router_failure {top[0]} ({top[1]:.0%})") < line.index("fiber_link_failure")
+    assert LLMGenerator(use_kg=False)._targets_line(abilene_kg, {"router_failure": ["Seattle", "Atlanta"]}) \
+        == "Targets: Atlanta, Seattle."

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import networkx as nx
+import pytest
 
-from harness.generate.shortlist import neighbourhood, scores, shortlist
+from harness.generate.shortlist import BRIDGE_TIE, neighbourhood, scores, shortlist
 from harness.kg import build_kg, kg_from_ref
 from harness.scenario.causal import admissible_events
 from harness.scenario.model import Event
@@ -13,7 +14,15 @@ from harness.scenario.model import Event
 def test_small_graphs_are_offered_whole(abilene_kg):
     opts = admissible_events(abilene_kg, [])
     s = shortlist(abilene_kg, opts, limit=10_000)
-    assert s.options == opts and s.size == s.admissible
+    assert {et: sorted(ts) for et, ts in s.options.items()} == {et: sorted(ts) for et, ts in opts.items()}
+    assert s.size == s.admissible
+    # most critical first: each type's targets by score, the types by their best target
+    sc = scores(abilene_kg)
+    kind = {"fiber_link_failure": "link", "router_failure": "router"}
+    for et, ts in s.options.items():
+        if et in kind:
+            assert [sc[kind[et]][t] for t in ts] == sorted((sc[kind[et]][t] for t in ts), reverse=True)
+    assert next(iter(s.options)) == "router_failure"     # KansasCity carries more than any link
 
 
 def test_bounded_admissible_and_deterministic():
@@ -33,19 +42,24 @@ def test_bounded_admissible_and_deterministic():
     assert any(t in near for ts in a.options.values() for t in ts)
 
 
-def test_critical_elements_and_bridges_rank_first():
-    # a ring with a tail: the tail link is a bridge, and the ring link carrying most demand
-    # ranks next
+def test_criticality_is_the_share_of_demand_crossing_and_bridges_break_ties():
+    # a ring with a tail: every score is the share of all demand whose path crosses the element
+    # (recomputed here from the flows), the tail link (a bridge) carries BRIDGE_TIE more
     g = nx.Graph()
     for u, v in [("A", "B"), ("B", "C"), ("C", "D"), ("D", "A"), ("D", "E")]:
         g.add_edge(u, v, delay_ms=1.0, capacity_mbps=1000.0)
     kg = build_kg(g)
     sc = scores(kg)
+    flows = [kg.attrs("flow", f) for f in kg.flows]
+    total = sum(f["demand_mbps"] for f in flows)
     bridge = next(l for l in kg.links if set(kg.link_ends(l)) == {"D", "E"})
-    assert max(sc["link"], key=sc["link"].get) == bridge
-    opts = {"fiber_link_failure": kg.links}
-    s = shortlist(kg, opts, limit=2)
-    assert s.options["fiber_link_failure"][0] == bridge
+    for l in kg.links:
+        share = sum(f["demand_mbps"] for f in flows if l in f["links"]) / total
+        assert sc["link"][l] == pytest.approx(share + (BRIDGE_TIE if l == bridge else 0.0), abs=1e-12)
+    assert sc["router"]["E"] == pytest.approx(sum(f["demand_mbps"] for f in flows if "E" in f["path"]) / total)
+    assert sc["link"][bridge] > 0 and max(sc["router"].values()) <= 1.0
+    s = shortlist(kg, {"fiber_link_failure": kg.links}, limit=2)
+    assert s.options["fiber_link_failure"][0] == max(sc["link"], key=sc["link"].get)
 
 
 def test_the_kg_free_ablation_samples_uniformly():

@@ -14,7 +14,9 @@ description of the scenario.
 
 At any graph size each step offers at most ``shortlist_limit`` (type, target) pairs, every one
 admissible: the previous events' causal neighbourhood, the most critical elements, and a seeded
-exploration share (:mod:`harness.generate.shortlist`; recorded in the provenance).
+exploration share (:mod:`harness.generate.shortlist`; recorded in the provenance), listed most
+critical first. The arm starts narrow — the graph's few most critical elements — and widens
+with each proposal it has made (:meth:`LLMGenerator._width`).
 
 The prompt carries the knowledge-graph context of the last target (its neighbours, the flows
 and SRLGs through it, loads and headroom), the operator's constraints (allowed event types,
@@ -50,13 +52,15 @@ from dataclasses import dataclass, field, replace
 from pydantic import ValidationError
 
 from harness.generate.base import Feedback, GenState, scenario_id
-from harness.generate.shortlist import DEFAULT_LIMIT, shortlist
+from harness.generate.shortlist import DEFAULT_LIMIT, scores, shortlist
 from harness.scenario.causal import admissible_events
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
 from harness.scenario.model import Event, Provenance, Scenario, latest_event_time
 
 SEVERITIES = ["low", "medium", "high"]
+#: Candidates the prompt lists by name (the grammar offers the whole shortlist).
+PROMPT_TARGETS = 30
 SYSTEM = ("You are a network resilience engineer writing failure scenarios for a telecom network "
           "digital twin. Answer with one JSON object only.")
 
@@ -262,7 +266,7 @@ class LLMGenerator:
                 break
             focus = ([t for w in feedback.worst for t in w.get("targets", [])]
                      if (self.use_feedback and feedback is not None) else [])
-            short = shortlist(kg, options, events, seed=rng.randrange(2**31), limit=self.shortlist_limit,
+            short = shortlist(kg, options, events, seed=rng.randrange(2**31), limit=self._width(state),
                               use_kg=self.use_kg, focus=focus)
             options = short.options
             offered.append(short.record())
@@ -305,6 +309,19 @@ class LLMGenerator:
         self.records.append(record)
         return scenario
 
+    def _width(self, state: GenState) -> int:
+        """Candidates offered per step: with the knowledge graph, :data:`NARROW` at the arm's first
+        proposal, :data:`GROWTH` more per proposal in its history, up to :attr:`shortlist_limit` —
+        the graph's most critical elements first, the rest of the network as the campaign goes on.
+        A small model spreads its choices over what it is offered by its own name preferences
+        (SmolLM2-135M, 12 draws each on Geant2012: offered routers DE, AT, SK it wrote DE 8 times;
+        offered DE and FR, FR 9 times; offered Geant2012's 64-pair shortlist, DE 0 times in 60
+        draws at temperatures 0.7-1.3 — though DE alone loses 85 % of the traffic). Without the
+        graph there is no criticality to narrow by: always :attr:`shortlist_limit`."""
+        if not self.use_kg:
+            return self.shortlist_limit
+        return min(self.shortlist_limit, NARROW + GROWTH * len(state.history))
+
     def _chain_prefix(self, state: GenState, feedback, count: int, allowed,
                       rng: random.Random) -> tuple[str | None, list[Event]]:
         """``(parent id, its events kept)``: with feedback, :data:`CHAIN_SHARE` of the
@@ -344,11 +361,24 @@ class LLMGenerator:
                 + ". The next event must follow causally from them and come later.")
             if self.use_kg:
                 parts.append(kg_context(kg, events[-1].target).split("\n", 2)[-1])
-        names = sorted({t for ts in options.values() for t in ts})
-        parts.append(f"Write event {step + 1}. Event types: {', '.join(options)}. Targets: "
-                     + ", ".join(names[:30]) + (" …" if len(names) > 30 else "") + ".")
+        parts.append(f"Write event {step + 1}. Event types: {', '.join(options)}. " + self._targets_line(kg, options))
         parts.append('Reply as {"event_type": ..., "target": ..., "timestamp": ..., "severity": "low|medium|high"}.')
         return "\n\n".join(parts)
+
+    def _targets_line(self, kg, options: dict[str, list[str]], limit: int = PROMPT_TARGETS) -> str:
+        """The candidates as the prompt lists them. With the knowledge graph: most critical first,
+        by the share of all traffic demand that crosses each (shown) (a 135M model copies from the
+        front of the list: listed alphabetically, its Geant2012 picks were AT-*, BE-*, FR-* links,
+        never the router DE whose failure alone loses 85 % of the traffic). Without it: by name."""
+        if not self.use_kg:
+            names = sorted({t for ts in options.values() for t in ts})
+            return "Targets: " + ", ".join(names[:limit]) + (" …" if len(names) > limit else "") + "."
+        share = scores(kg)
+        pairs = sorted(((et, t, event_types.get(et).target_kind) for et, ts in options.items() for t in ts),
+                       key=lambda p: (-share.get(p[2], {}).get(p[1], 0.0), p[0], p[1]))
+        return ("Candidates, most critical first (share of all traffic crossing it): "
+                + ", ".join(f"{et} {t} ({share.get(kind, {}).get(t, 0.0):.0%})" for et, t, kind in pairs[:limit])
+                + (" …" if len(pairs) > limit else "") + ".")
 
     def _complete(self, prompt: str, schema: dict | None, seed: int):
         client = self.client()
@@ -390,6 +420,9 @@ class LLMGenerator:
         return derived_description(kg, events), tokens, "derived"
 
 
+#: Candidates per step at an arm's first proposal, and how many more per proposal since (``_width``).
+NARROW = 8
+GROWTH = 2
 #: With feedback, the share of multi-event proposals that continue a most damaging scenario.
 CHAIN_SHARE = 0.5
 
