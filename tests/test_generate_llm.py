@@ -180,6 +180,8 @@ def test_the_offered_width_starts_at_the_most_critical_and_widens(abilene_kg):
     from harness.generate.llm import GROWTH, NARROW
     from harness.generate.shortlist import scores, shortlist
 
+    assert LLMGenerator(narrow=20, growth=0)._width(GenState(history=[object()] * 9)) == 20
+
     gen = LLMGenerator(llm_url="http://127.0.0.1:9/v1", model="m")
     history = [object()] * 3
     assert gen._width(GenState()) == NARROW

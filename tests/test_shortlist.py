@@ -67,3 +67,24 @@ def test_the_kg_free_ablation_samples_uniformly():
     opts = admissible_events(kg, [])
     s = shortlist(kg, opts, seed=1, limit=40, use_kg=False)
     assert s.size <= 40 and s.sources["explore"] == s.size
+
+
+def test_after_a_failure_the_scores_follow_the_rerouted_traffic(abilene_kg):
+    """Once KansasCity is down: it and its links carry nothing, the flows it displaced count on
+    their live shortest paths (Atlanta-Houston gains), flows from or to it count nowhere, and an
+    event that only degrades a link leaves the paths as they are."""
+    kg = abilene_kg
+    before = scores(kg)
+    down = [Event(event_type="router_failure", target="KansasCity", timestamp=10.0, severity="high")]
+    after = scores(kg, down)
+    assert after["router"]["KansasCity"] == 0.0
+    assert all(after["link"][l] == 0.0 for l in kg.links if "KansasCity" in kg.link_ends(l))
+    assert after["link"]["Atlanta-Houston"] > before["link"]["Atlanta-Houston"] + 0.1
+    total = sum(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows)
+    # Seattle (no rerouted path crosses it) loses exactly its flows to and from KansasCity
+    lost = sum(kg.attrs("flow", f)["demand_mbps"] for f in kg.flows
+               if {kg.attrs("flow", f)["path"][0], kg.attrs("flow", f)["path"][-1]} == {"Seattle", "KansasCity"})
+    assert lost > 0
+    assert after["router"]["Seattle"] == pytest.approx(before["router"]["Seattle"] - lost / total)
+    degraded = [Event(event_type="link_degradation", target="Atlanta-Houston", timestamp=10.0, severity="high")]
+    assert scores(kg, degraded) == before

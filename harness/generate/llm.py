@@ -61,6 +61,10 @@ from harness.scenario.model import Event, Provenance, Scenario, latest_event_tim
 SEVERITIES = ["low", "medium", "high"]
 #: Candidates the prompt lists by name (the grammar offers the whole shortlist).
 PROMPT_TARGETS = 30
+#: Candidates per step at an arm's first proposal, and how many more per proposal since
+#: (:meth:`LLMGenerator._width`).
+NARROW = 8
+GROWTH = 2
 SYSTEM = ("You are a network resilience engineer writing failure scenarios for a telecom network "
           "digital twin. Answer with one JSON object only.")
 
@@ -158,6 +162,9 @@ class LLMGenerator:
     compact_grammar: bool | None = None  # None: on for the embedded server, off for remote servers
     #: candidate (type, target) pairs offered per step at most (:mod:`harness.generate.shortlist`)
     shortlist_limit: int = DEFAULT_LIMIT
+    #: candidate pairs at the arm's first proposal, and how many more per proposal since
+    narrow: int = NARROW
+    growth: int = GROWTH
     #: best-of-n: write this many candidates per scenario and keep the most damaging valid one,
     #: judged by the flow twin (the "digital twin as verifier"); 1 = no screening
     screen: int = 1
@@ -310,8 +317,8 @@ class LLMGenerator:
         return scenario
 
     def _width(self, state: GenState) -> int:
-        """Candidates offered per step: with the knowledge graph, :data:`NARROW` at the arm's first
-        proposal, :data:`GROWTH` more per proposal in its history, up to :attr:`shortlist_limit` —
+        """Candidates offered per step: with the knowledge graph, :attr:`narrow` at the arm's first
+        proposal, :attr:`growth` more per proposal in its history, up to :attr:`shortlist_limit` —
         the graph's most critical elements first, the rest of the network as the campaign goes on.
         A small model spreads its choices over what it is offered by its own name preferences
         (SmolLM2-135M, 12 draws each on Geant2012: offered routers DE, AT, SK it wrote DE 8 times;
@@ -320,7 +327,7 @@ class LLMGenerator:
         graph there is no criticality to narrow by: always :attr:`shortlist_limit`."""
         if not self.use_kg:
             return self.shortlist_limit
-        return min(self.shortlist_limit, NARROW + GROWTH * len(state.history))
+        return min(self.shortlist_limit, self.narrow + self.growth * len(state.history))
 
     def _chain_prefix(self, state: GenState, feedback, count: int, allowed,
                       rng: random.Random) -> tuple[str | None, list[Event]]:
@@ -361,11 +368,11 @@ class LLMGenerator:
                 + ". The next event must follow causally from them and come later.")
             if self.use_kg:
                 parts.append(kg_context(kg, events[-1].target).split("\n", 2)[-1])
-        parts.append(f"Write event {step + 1}. Event types: {', '.join(options)}. " + self._targets_line(kg, options))
+        parts.append(f"Write event {step + 1}. Event types: {', '.join(options)}. " + self._targets_line(kg, options, events))
         parts.append('Reply as {"event_type": ..., "target": ..., "timestamp": ..., "severity": "low|medium|high"}.')
         return "\n\n".join(parts)
 
-    def _targets_line(self, kg, options: dict[str, list[str]], limit: int = PROMPT_TARGETS) -> str:
+    def _targets_line(self, kg, options: dict[str, list[str]], events=(), limit: int = PROMPT_TARGETS) -> str:
         """The candidates as the prompt lists them. With the knowledge graph: most critical first,
         by the share of all traffic demand that crosses each (shown) (a 135M model copies from the
         front of the list: listed alphabetically, its Geant2012 picks were AT-*, BE-*, FR-* links,
@@ -373,10 +380,11 @@ class LLMGenerator:
         if not self.use_kg:
             names = sorted({t for ts in options.values() for t in ts})
             return "Targets: " + ", ".join(names[:limit]) + (" …" if len(names) > limit else "") + "."
-        share = scores(kg)
+        share = scores(kg, events)
         pairs = sorted(((et, t, event_types.get(et).target_kind) for et, ts in options.items() for t in ts),
                        key=lambda p: (-share.get(p[2], {}).get(p[1], 0.0), p[0], p[1]))
-        return ("Candidates, most critical first (share of all traffic crossing it): "
+        what = "the traffic the events so far leave untouched" if events else "all traffic"
+        return (f"Candidates, most critical first (share of {what} crossing it): "
                 + ", ".join(f"{et} {t} ({share.get(kind, {}).get(t, 0.0):.0%})" for et, t, kind in pairs[:limit])
                 + (" …" if len(pairs) > limit else "") + ".")
 
@@ -420,9 +428,6 @@ class LLMGenerator:
         return derived_description(kg, events), tokens, "derived"
 
 
-#: Candidates per step at an arm's first proposal, and how many more per proposal since (``_width``).
-NARROW = 8
-GROWTH = 2
 #: With feedback, the share of multi-event proposals that continue a most damaging scenario.
 CHAIN_SHARE = 0.5
 

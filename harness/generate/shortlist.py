@@ -12,7 +12,8 @@ alone took the embedded model past 600 s for two scenarios. :func:`shortlist` ke
 * **criticality** (the rest): an element's share of the traffic matrix — the demand of the
   flows whose paths cross it (a router: originated, transit and delivered, a link: carried,
   an SRLG: crossing any of its links) — bridges first among equal shares (their share is lost
-  whole, a meshed link's may reroute);
+  whole, a meshed link's may reroute); after events, on the paths the traffic takes once what
+  they took down is gone (what they loaded), not the original ones;
 * **exploration** (:data:`EXPLORE_SHARE`): a seeded uniform sample of the remaining
   admissible targets, so the search is not confined to the ranking.
 
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
+from harness.kg.build import shortest_paths
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
 
@@ -42,8 +44,9 @@ EXPLORE_SHARE = 0.15
 
 #: Added to a bridge's share: it ranks first among equals, and shows as the same percentage.
 BRIDGE_TIE = 1e-9
-#: id(kg) -> (kg, scores); the kg is held so its id is not reused while cached.
-_SCORES: dict[int, tuple[KnowledgeGraph, dict]] = {}
+#: (id(kg), routers down, links down) -> (kg, scores); the kg is held so its id is not reused
+#: while cached.
+_SCORES: dict[tuple, tuple[KnowledgeGraph, dict]] = {}
 
 
 @dataclass(frozen=True)
@@ -60,13 +63,19 @@ class Shortlist:
         return {"admissible": self.admissible, "offered": self.size, **self.sources}
 
 
-def scores(kg: KnowledgeGraph) -> dict[str, dict[str, float]]:
+def scores(kg: KnowledgeGraph, events=()) -> dict[str, dict[str, float]]:
     """Per kind (router, link, srlg): each element's criticality — the share (0..1) of all
     traffic demand whose paths cross it (a router: originated, transit and delivered; an SRLG:
-    a flow crossing any of its links, once). A bridge's share is lost whole when it fails, a
-    meshed link's share may reroute, so at an equal share bridges rank first. Computed once
-    per knowledge graph."""
-    hit = _SCORES.get(id(kg))
+    a flow crossing any of its links, once). After ``events``, the paths are those once the
+    elements they take down are gone: the flows they displace rerouted along the shortest live
+    path (by delay, as the KG's routing paths are), the flows they cut off nowhere — where the
+    traffic now concentrates, so where a next failure hurts (on Abilene, once KansasCity is down,
+    the links around Indianapolis carry what it carried). A bridge's share is lost whole when it
+    fails, a meshed link's may reroute, so at an equal share bridges rank first. Cached per
+    knowledge graph and set of elements taken down."""
+    down_routers, down_links = taken_down(kg, events)
+    key = (id(kg), frozenset(down_routers), frozenset(down_links))
+    hit = _SCORES.get(key)
     if hit is not None and hit[0] is kg:
         return hit[1]
     router = dict.fromkeys(kg.routers, 0.0)
@@ -76,27 +85,83 @@ def scores(kg: KnowledgeGraph) -> dict[str, dict[str, float]]:
         for l in kg.attrs("srlg", s)["links"]:
             groups.setdefault(l, []).append(s)
     srlg = dict.fromkeys(kg.srlgs, 0.0)
+
+    def carry(path: list[str], links: list[str], d: float) -> None:
+        for r in path:
+            router[r] = router.get(r, 0.0) + d
+        for l in links:
+            link[l] = link.get(l, 0.0) + d
+        for s in {s for l in links for s in groups.get(l, ())}:
+            srlg[s] += d
+
+    displaced: list[dict] = []
     total = 0.0
     for f in kg.flows:
         a = kg.attrs("flow", f)
-        d = float(a["demand_mbps"])
-        total += d
-        for r in a["path"]:
-            router[r] = router.get(r, 0.0) + d
-        for l in a["links"]:
-            link[l] = link.get(l, 0.0) + d
-        for s in {s for l in a["links"] for s in groups.get(l, ())}:
-            srlg[s] += d
+        total += float(a["demand_mbps"])
+        if down_routers.intersection(a["path"]) or down_links.intersection(a["links"]):
+            displaced.append(a)
+        else:
+            carry(a["path"], a["links"], float(a["demand_mbps"]))
+    for a, path in zip(displaced, rerouted(kg, displaced, down_routers, down_links)):
+        if path is not None:
+            carry(path, [kg.topology.edges[u, v]["id"] for u, v in zip(path, path[1:])], float(a["demand_mbps"]))
     total = total or 1.0
     out = {kind: {k: v / total for k, v in table.items()}
            for kind, table in (("router", router), ("link", link), ("srlg", srlg))}
-    topo = kg.topology
-    for u, v in nx.bridges(topo):
-        out["link"][topo.edges[u, v]["id"]] += BRIDGE_TIE
-    if len(_SCORES) >= 8:
+    for u, v in nx.bridges(kg.topology):
+        out["link"][kg.topology.edges[u, v]["id"]] += BRIDGE_TIE
+    if len(_SCORES) >= 16:
         _SCORES.pop(next(iter(_SCORES)))
-    _SCORES[id(kg)] = (kg, out)
+    _SCORES[key] = (kg, out)
     return out
+
+
+def rerouted(kg: KnowledgeGraph, flows: list[dict], down_routers: set[str], down_links: set[str]) -> list:
+    """Each flow's shortest live path by delay (scipy Dijkstra from every source at once: on
+    ``as:5000`` networkx, source by source, took ~40 s a step), or None when it is cut off."""
+    if not flows:
+        return []
+    live = nx.Graph()
+    live.add_nodes_from(r for r in kg.topology.nodes if r not in down_routers)
+    live.add_edges_from((u, v, d) for u, v, d in kg.topology.edges(data=True)
+                        if u in live and v in live and d["id"] not in down_links)
+    sources = sorted({a["path"][0] for a in flows if a["path"][0] in live})
+    if not sources:
+        return [None] * len(flows)
+    index, dist, pred = shortest_paths(live, sources)
+    nodes = list(live.nodes)
+    row = {s: i for i, s in enumerate(sources)}
+    out = []
+    for a in flows:
+        s, d = a["path"][0], a["path"][-1]
+        if s not in row or d not in index or not math.isfinite(dist[row[s], index[d]]):
+            out.append(None)
+            continue
+        i, k = row[s], index[d]
+        path = [k]
+        while path[-1] != index[s]:
+            path.append(pred[i, path[-1]])
+        out.append([nodes[j] for j in reversed(path)])
+    return out
+
+
+def taken_down(kg: KnowledgeGraph, events) -> tuple[set[str], set[str]]:
+    """The routers and links the events take down (an SRLG failure: its links); events that
+    only degrade or load an element leave the paths as they are."""
+    routers: set[str] = set()
+    links: set[str] = set()
+    for e in events:
+        if not event_types.get(e.event_type).effect_kinds <= {"links_down", "routers_down"}:
+            continue
+        t = e.target
+        if kg.has("router", t):
+            routers.add(t)
+        elif kg.has("link", t):
+            links.add(t)
+        elif kg.has("srlg", t):
+            links |= set(kg.attrs("srlg", t)["links"])
+    return routers, links
 
 
 def neighbourhood(kg: KnowledgeGraph, events, focus=()) -> set[str]:
@@ -132,11 +197,11 @@ def shortlist(kg: KnowledgeGraph, options: dict[str, list[str]], events=(), *, s
     count as the neighbourhood."""
     total = sum(len(v) for v in options.values())
     if total <= limit:
-        return Shortlist(by_criticality(kg, options) if use_kg else dict(options), total, {"all": total})
+        return Shortlist(by_criticality(kg, options, events) if use_kg else dict(options), total, {"all": total})
     rng = random.Random(f"shortlist:{seed}:{len(events)}")
     budget = max(1, limit // max(1, len(options)))
     near = neighbourhood(kg, events, focus) if (use_kg and (events or focus)) else set()
-    score = scores(kg) if use_kg else {}
+    score = scores(kg, events) if use_kg else {}
     counts = {"neighbourhood": 0, "critical": 0, "explore": 0}
     out: dict[str, list[str]] = {}
     for et, targets in options.items():
@@ -162,16 +227,16 @@ def shortlist(kg: KnowledgeGraph, options: dict[str, list[str]], events=(), *, s
         extra = rng.sample(rest, min(len(rest), budget - len(taken)))
         counts["explore"] += len(extra)
         out[et] = chosen + crit + extra
-    return Shortlist(by_criticality(kg, out) if use_kg else out, total, counts)
+    return Shortlist(by_criticality(kg, out, events) if use_kg else out, total, counts)
 
 
-def by_criticality(kg: KnowledgeGraph, options: dict[str, list[str]]) -> dict[str, list[str]]:
+def by_criticality(kg: KnowledgeGraph, options: dict[str, list[str]], events=()) -> dict[str, list[str]]:
     """``options`` most critical first: each type's targets by :func:`scores`, and the types by
     their most critical target. The prompt lists them in this order, and a small model leans
     on the order it is shown (SmolLM2-135M, 20 draws on Geant2012's first step: with the types
     in their registry order it wrote fiber_link_failure 11 times in 20; with router_failure —
     holding DE, 61 % of the demand — listed first, router_failure 20 times in 20)."""
-    score = scores(kg)
+    score = scores(kg, events)
 
     def of(et: str) -> dict[str, float]:
         return score.get(event_types.get(et).target_kind, {})
