@@ -374,17 +374,18 @@ class LLMGenerator:
 
     def _targets_line(self, kg, options: dict[str, list[str]], events=(), limit: int = PROMPT_TARGETS) -> str:
         """The candidates as the prompt lists them. With the knowledge graph: most critical first,
-        by the share of all traffic demand that crosses each (shown) (a 135M model copies from the
-        front of the list: listed alphabetically, its Geant2012 picks were AT-*, BE-*, FR-* links,
-        never the router DE whose failure alone loses 85 % of the traffic). Without it: by name."""
+        each with the share of all demand crossing it (after events: on the paths the traffic
+        takes once they have rerouted it). The order steers the model's event type
+        (:func:`~harness.generate.shortlist.by_criticality`) more than its target — hence the
+        narrow start (:meth:`_width`). Without the graph: by name."""
         if not self.use_kg:
             names = sorted({t for ts in options.values() for t in ts})
             return "Targets: " + ", ".join(names[:limit]) + (" …" if len(names) > limit else "") + "."
         share = scores(kg, events)
         pairs = sorted(((et, t, event_types.get(et).target_kind) for et, ts in options.items() for t in ts),
                        key=lambda p: (-share.get(p[2], {}).get(p[1], 0.0), p[0], p[1]))
-        what = "the traffic the events so far leave untouched" if events else "all traffic"
-        return (f"Candidates, most critical first (share of {what} crossing it): "
+        what = "all traffic crossing it once the events so far have rerouted it" if events else "all traffic crossing it"
+        return (f"Candidates, most critical first (share of {what}): "
                 + ", ".join(f"{et} {t} ({share.get(kind, {}).get(t, 0.0):.0%})" for et, t, kind in pairs[:limit])
                 + (" …" if len(pairs) > limit else "") + ".")
 

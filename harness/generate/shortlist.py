@@ -70,7 +70,7 @@ def scores(kg: KnowledgeGraph, events=()) -> dict[str, dict[str, float]]:
     elements they take down are gone: the flows they displace rerouted along the shortest live
     path (by delay, as the KG's routing paths are), the flows they cut off nowhere — where the
     traffic now concentrates, so where a next failure hurts (on Abilene, once KansasCity is down,
-    the links around Indianapolis carry what it carried). A bridge's share is lost whole when it
+    Atlanta-Houston carries 43 % of all demand, 14 % before). A bridge's share is lost whole when it
     fails, a meshed link's may reroute, so at an equal share bridges rank first. Cached per
     knowledge graph and set of elements taken down."""
     down_routers, down_links = taken_down(kg, events)
