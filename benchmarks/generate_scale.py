@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness.errors import ScenarioInvalid  # noqa: E402
 from harness.generate import GenState  # noqa: E402
-from harness.generate.llm import LLMGenerator  # noqa: E402
+from harness.generate.llm import NARROW, LLMGenerator  # noqa: E402
 from harness.kg import kg_from_ref  # noqa: E402
 from harness.scenario import validate_scenario  # noqa: E402
 
@@ -43,7 +43,7 @@ def main() -> int:
           f"knowledge graph in {time.perf_counter() - t0:.1f} s")
     state = GenState(topology=args.topology, max_events=3)
     per_event, valid, steps = [], 0, []
-    with LLMGenerator(**({"narrow": LLMGenerator.shortlist_limit} if args.widest else {})) as gen:
+    with LLMGenerator(narrow=LLMGenerator.shortlist_limit if args.widest else NARROW) as gen:
         gen.client()                     # start the embedded server outside the timing
         for k in range(args.count):
             t = time.perf_counter()

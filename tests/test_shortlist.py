@@ -86,5 +86,14 @@ def test_after_a_failure_the_scores_follow_the_rerouted_traffic(abilene_kg):
                if {kg.attrs("flow", f)["path"][0], kg.attrs("flow", f)["path"][-1]} == {"Seattle", "KansasCity"})
     assert lost > 0
     assert after["router"]["Seattle"] == pytest.approx(before["router"]["Seattle"] - lost / total)
+    # a power outage takes down every router in its radius (its own effect), not just its target
+    from harness.scenario import types as event_types
+
+    outage = Event(event_type="power_outage", target="KansasCity", timestamp=10.0, severity="high",
+                   params={"radius_km": 1000.0})
+    dark = event_types.effect_of(kg, outage).routers_down
+    assert len(dark) > 1
+    assert scores(kg, [outage]) == scores(kg, [Event(event_type="router_failure", target=r, timestamp=10.0,
+                                                     severity="high") for r in sorted(dark)])
     degraded = [Event(event_type="link_degradation", target="Atlanta-Houston", timestamp=10.0, severity="high")]
     assert scores(kg, degraded) == before

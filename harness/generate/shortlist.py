@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import networkx as nx
 
-from harness.kg.build import shortest_paths
+from harness.kg.build import shortest_paths, walk
 from harness.kg.model import KnowledgeGraph, nid
 from harness.scenario import types as event_types
 
@@ -138,29 +138,21 @@ def rerouted(kg: KnowledgeGraph, flows: list[dict], down_routers: set[str], down
         if s not in row or d not in index or not math.isfinite(dist[row[s], index[d]]):
             out.append(None)
             continue
-        i, k = row[s], index[d]
-        path = [k]
-        while path[-1] != index[s]:
-            path.append(pred[i, path[-1]])
-        out.append([nodes[j] for j in reversed(path)])
+        out.append(walk(pred[row[s]], index[s], index[d], nodes))
     return out
 
 
 def taken_down(kg: KnowledgeGraph, events) -> tuple[set[str], set[str]]:
-    """The routers and links the events take down (an SRLG failure: its links); events that
-    only degrade or load an element leave the paths as they are."""
+    """The routers and links the events take down, by each event type's own effect (an SRLG
+    failure: its links; a power outage: every router in its radius); events that only degrade
+    or load an element leave the paths as they are."""
     routers: set[str] = set()
     links: set[str] = set()
     for e in events:
-        if not event_types.get(e.event_type).effect_kinds <= {"links_down", "routers_down"}:
-            continue
-        t = e.target
-        if kg.has("router", t):
-            routers.add(t)
-        elif kg.has("link", t):
-            links.add(t)
-        elif kg.has("srlg", t):
-            links |= set(kg.attrs("srlg", t)["links"])
+        if event_types.get(e.event_type).effect_kinds & {"links_down", "routers_down"}:
+            effect = event_types.effect_of(kg, e)
+            routers |= effect.routers_down
+            links |= effect.links_down
     return routers, links
 
 

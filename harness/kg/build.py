@@ -123,6 +123,15 @@ def shortest_paths(topology: nx.Graph, sources: list[str], weight: str = "delay_
     return index, dist, pred
 
 
+def walk(pred_row: np.ndarray, src: int, dst: int, nodes: list) -> list:
+    """The path ``src`` -> ``dst`` (indices into ``nodes``) from a row of
+    :func:`shortest_paths`' predecessors, as node names; ``dst`` must be reachable."""
+    path = [dst]
+    while path[-1] != src:
+        path.append(pred_row[path[-1]])
+    return [nodes[k] for k in reversed(path)]
+
+
 def _add_flows(G: nx.MultiDiGraph, topology: nx.Graph, model: str, seed: int, load: float, max_flows: int | None) -> None:
     tm = traffic_matrix(topology, model, seed=seed, max_flows=max_flows)
     nodes = list(topology.nodes)
@@ -136,10 +145,7 @@ def _add_flows(G: nx.MultiDiGraph, topology: nx.Graph, model: str, seed: int, lo
         i, j = row[s], index[d]
         if not np.isfinite(dist[i, j]):
             continue
-        path = [j]
-        while path[-1] != index[s]:
-            path.append(pred[i, path[-1]])
-        path = [nodes[k] for k in reversed(path)]
+        path = walk(pred[i], index[s], j, nodes)
         links = [link_id(a, b) for a, b in zip(path, path[1:])]
         for a, b in zip(path, path[1:]):
             arc_load[a, b] = arc_load.get((a, b), 0.0) + w
