@@ -198,9 +198,12 @@ def plot(report: dict, path: str) -> None:
 
 
 def merge(paths: list[str]) -> dict:
-    """Earlier ``--json`` reports as one: each topology's per-seed lists concatenated."""
+    """Earlier ``--json`` reports as one: each topology's per-seed figures gathered arm by arm (runs
+    may cover other arms over the same seeds). An arm's seed met again is kept from the first run
+    that has it, and the note says whether the later run agreed (the campaigns are seeded)."""
     reports = [json.loads(Path(p).read_text()) for p in paths]
     out = {"k": reports[0]["k"], "budgets": reports[0]["budgets"], "topologies": {}}
+    seen: dict[tuple[str, str, int], list[float]] = {}
     for p, rep in zip(paths, reports):
         if rep["k"] != out["k"] or rep["budgets"] != out["budgets"]:
             raise SystemExit(f"error: {p} has k={rep['k']} budgets {rep['budgets']}, the first has "
@@ -209,18 +212,23 @@ def merge(paths: list[str]) -> dict:
             if "curves" not in next(iter(data["arms"].values()), {}):
                 raise SystemExit(f"error: {p} was written before the benchmark kept its curves; run it again")
             have = out["topologies"].setdefault(topo, {"worst": data["worst"], "seeds": [], "arms": {}})
-            clash = set(have["seeds"]) & set(data["seeds"])
-            if clash:
-                raise SystemExit(f"error: {p} repeats seed(s) {sorted(clash)} on {topo}")
-            have["seeds"] += data["seeds"]
+            have["seeds"] = sorted(set(have["seeds"]) | set(data["seeds"]))
             for a, r in data["arms"].items():
                 acc = have["arms"].setdefault(a, {k: ({} if k == "at" else []) for k in r})
-                for k, v in r.items():
-                    if k == "at":
-                        for b, xs in v.items():
-                            acc["at"].setdefault(b, []).extend(xs)
-                    else:
-                        acc[k].extend(v)
+                for i, seed in enumerate(data["seeds"]):
+                    curve = r["curves"][i]
+                    if (topo, a, seed) in seen:
+                        same = seen[(topo, a, seed)] == curve
+                        print(f"note: {p} repeats arm {a} seed {seed} on {topo} "
+                              f"({'identical' if same else 'different'} curve); kept the first")
+                        continue
+                    seen[(topo, a, seed)] = curve
+                    for k, v in r.items():
+                        if k == "at":
+                            for b, xs in v.items():
+                                acc["at"].setdefault(b, []).append(xs[i])
+                        else:
+                            acc[k].append(v[i])
     return out
 
 
