@@ -4,7 +4,7 @@ the exhaustive worst case.
     .venv/bin/python benchmarks/adversarial.py [--topologies topozoo/Abilene,topozoo/Geant2012,topozoo/TataNld]
         [--budgets 25,50,100] [--seeds 3] [--first-seed 0] [--k 2] [--arms llm,llm+no-kg,...] [--json out.json]
         [--plot out.png]
-    .venv/bin/python benchmarks/adversarial.py --merge seed0.json seed1.json ... [--json all.json] [--plot out.png]
+    .venv/bin/python benchmarks/adversarial.py --merge seed0.json seed1.json ... [--json all.json] [--plot out.png] [--markdown]
 
 The operator's scope is the same for every arm: ``event_types`` fiber_link_failure,
 router_failure, srlg_failure and at most ``--k`` events per scenario (the attack budget), in a
@@ -19,8 +19,9 @@ of the worst, over the largest budget), the mean impact of the arm's scenarios (
 worst), validity, distinct targets, mean cascade depth — and the
 goals: the ``llm`` arm >= 90 % of the worst within 100 evaluations, above ``random`` and ``rule``
 at every budget. ``--plot``: per topology, each arm's best-so-far curve (mean over seeds, a band
-from the lowest to the highest seed) against the exhaustive worst. ``--merge``: the tables and
-plot of earlier ``--json`` runs together (seeds run apart, same topologies and budgets).
+from the lowest to the highest seed) against the exhaustive worst. ``--markdown``: the tables as
+the README has them. ``--merge``: the tables and plot of earlier ``--json`` runs together (seeds or
+arms run apart, same budgets).
 """
 
 from __future__ import annotations
@@ -160,6 +161,33 @@ def print_table(topo: str, data: dict, budgets: list[int]) -> None:
               f"{statistics.mean(no_kg['cascade']):.3f}): {'yes' if len(wins) == 2 else 'no'}")
 
 
+def markdown(report: dict) -> str:
+    """The tables as Markdown (the README's): per topology and arm, the mean over seeds with the
+    lowest and highest seed in brackets where they differ; arms in the benchmark's order."""
+    budgets = report["budgets"]
+
+    def cell(xs: list[float], ranged: bool = True) -> str:
+        m = f"{statistics.mean(xs):.2f}"
+        lo, hi = f"{min(xs):.2f}", f"{max(xs):.2f}"
+        return m + (f" ({lo}–{hi})" if ranged and lo != hi else "")
+
+    out = []
+    for topo, data in report["topologies"].items():
+        w = data["worst"]
+        out += [f"**{topo.split('/')[-1]}** — exhaustive worst {w['loss_pct']:.1f} % lost "
+                f"({' + '.join(w['elements'])}); seeds {', '.join(map(str, data['seeds']))}:", "",
+                "| arm | " + " | ".join(f"@{b}" for b in budgets)
+                + " | area under best-so-far | mean impact | cascade depth | validity |",
+                "|---|" + "---|" * (len(budgets) + 4)]
+        for a in sorted(data["arms"], key=lambda a: list(ARMS).index(a) if a in ARMS else len(ARMS)):
+            r = data["arms"][a]
+            out.append(f"| {a} | " + " | ".join(cell(r["at"][str(b)]) for b in budgets)
+                       + f" | {cell(r['auc'])} | {cell(r['mean'])} | {cell(r['cascade'], False)} "
+                       f"| {cell(r['validity'], False)} |")
+        out.append("")
+    return "\n".join(out)
+
+
 def plot(report: dict, path: str) -> None:
     """Per topology: each arm's best-so-far share of the exhaustive worst against evaluations —
     the mean over seeds, a band from the lowest to the highest seed — the worst (1.0) and the
@@ -242,6 +270,7 @@ def main() -> int:
     ap.add_argument("--arms", default=",".join(ARMS))
     ap.add_argument("--json", help="write every figure here")
     ap.add_argument("--plot", help="draw the best-so-far curves into this PNG")
+    ap.add_argument("--markdown", action="store_true", help="also print the tables as Markdown")
     ap.add_argument("--merge", nargs="+", metavar="JSON", help="tables and plot of earlier --json runs together")
     args = ap.parse_args()
     if args.merge:
@@ -265,6 +294,8 @@ def main() -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=1, default=list))
         print(f"\nwritten {args.json}")
+    if args.markdown:
+        print("\n" + markdown(report))
     if args.plot:
         plot(report, args.plot)
     return 0
