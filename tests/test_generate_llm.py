@@ -195,3 +195,20 @@ def test_the_offered_width_starts_at_the_most_critical_and_widens(abilene_kg):
     assert line.index(f"router_failure {top[0]} ({top[1]:.0%})") < line.index("fiber_link_failure")
     assert LLMGenerator(use_kg=False)._targets_line(abilene_kg, {"router_failure": ["Seattle", "Atlanta"]}) \
         == "Targets: Atlanta, Seattle."
+
+
+def test_unconstrained_names_the_graph_lacks_end_the_chain_for_the_validator(abilene_kg, monkeypatch):
+    """Unit seam beside the real-model test above: without the grammar the model may write an
+    event type as a target (seen from SmolLM2 on Abilene: ``router_failure`` on ``router_failure``).
+    Nothing builds on such an event — a second step replays the events so far on the graph, which
+    crashed a whole campaign — the scenario goes to the validator, which rejects it by name."""
+    from harness.llm.client import Completion
+
+    reply = '{"event_type": "router_failure", "target": "router_failure", "timestamp": 5, "severity": "high"}'
+    gen = LLMGenerator(llm_url="http://127.0.0.1:9/v1", model="m", constrained=False)
+    monkeypatch.setattr(gen, "_complete", lambda prompt, schema, seed: Completion(reply, "m", 1, 1, "stop", 0.0))
+    out = gen.propose(abilene_kg, GenState(topology="topozoo/Abilene", max_events=2), None, 6, seed=1)
+    assert len(out) == 6 and {len(s.events) for s in out} == {1}
+    for s in out:
+        problems = check_scenario(abilene_kg, s)
+        assert not isinstance(problems, Scenario) and "router_failure" in str(problems[0])

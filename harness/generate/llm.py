@@ -143,6 +143,14 @@ def parse_event(text: str) -> dict | None:
     return None
 
 
+def known(kg, event: Event) -> bool:
+    """Whether the graph has ``event``'s target for its event type — always so under the grammar;
+    without it (the unconstrained ablation) the model may write any name, and nothing may build
+    on such an event (what follows from it is replayed on the graph)."""
+    return event.event_type in event_types.names() and kg.has(event_types.get(event.event_type).target_kind,
+                                                                 event.target)
+
+
 @dataclass
 class LLMGenerator:
     """Generates scenarios with a model behind an OpenAI-compatible server.
@@ -265,6 +273,8 @@ class LLMGenerator:
         failed = False
         offered: list[dict] = []
         for step in range(len(events), count):
+            if events and not known(kg, events[-1]):
+                break       # unconstrained output the graph does not know ends the chain; the validator rejects it
             t_min = events[-1].timestamp if events else 0.0
             options = self._options(kg, events, t_min, allowed)
             if step == count - 1:
