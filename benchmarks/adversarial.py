@@ -90,9 +90,11 @@ def spread(xs: list[float]) -> str:
     return f"{m:.2f}" + (f" ± {statistics.pstdev(xs):.2f}" if len(xs) > 1 else "")
 
 
-def run_topology(topo: str, args, arms: list[str], budgets: list[int]) -> dict:
+def run_topology(topo: str, args, arms: list[str], budgets: list[int], done=lambda data: None) -> dict:
     """One topology: the exhaustive reference, then one campaign per seed; per arm, a list per
-    figure with one entry per seed (``curves``: the best-so-far share of the worst, per evaluation)."""
+    figure with one entry per seed (``curves``: the best-so-far share of the worst, per evaluation).
+    ``done`` gets the figures so far after each seed (the benchmark saves them: a run cut short
+    keeps its finished seeds)."""
     iterations = math.ceil(budgets[-1] / PER_ITERATION)
     kg = kg_from_ref(topo, seed=0)
     t0 = time.perf_counter()
@@ -131,6 +133,7 @@ def run_topology(topo: str, args, arms: list[str], budgets: list[int]) -> dict:
             # mean impact of the arm's own scenarios (screening runs left out), as a share of the worst
             own = [x for x, n in zip(c["losses"], c["own"]) if n]
             r["mean"].append(statistics.mean(own[:budgets[-1]]) / ref if own else 0.0)
+        done({"worst": worst, "seeds": seeds, "arms": per_arm})
     return {"worst": worst, "seeds": seeds, "arms": per_arm}
 
 
@@ -286,7 +289,12 @@ def main() -> int:
               f"{', '.join(SCOPE)}; budgets {budgets}; {args.seeds} seed(s); arms {', '.join(arms)}", flush=True)
         report = {"k": args.k, "budgets": budgets, "topologies": {}}
         for topo in [t.strip() for t in args.topologies.split(",") if t.strip()]:
-            report["topologies"][topo] = run_topology(topo, args, arms, budgets)
+            def save(data, topo=topo):
+                report["topologies"][topo] = data
+                if args.json:
+                    Path(args.json).write_text(json.dumps(report, indent=1, default=list))
+
+            report["topologies"][topo] = run_topology(topo, args, arms, budgets, save)
             print_table(topo, report["topologies"][topo], budgets)
     if args.merge:
         for topo, data in report["topologies"].items():
