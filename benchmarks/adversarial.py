@@ -166,7 +166,8 @@ def print_table(topo: str, data: dict, budgets: list[int]) -> None:
 
 def markdown(report: dict) -> str:
     """The tables as Markdown (the README's): per topology and arm, the mean over seeds with the
-    lowest and highest seed in brackets where they differ; arms in the benchmark's order."""
+    lowest and highest seed in brackets where they differ; arms in the benchmark's order, an arm
+    run over fewer seeds than the topology's with its count."""
     budgets = report["budgets"]
 
     def cell(xs: list[float], ranged: bool = True) -> str:
@@ -184,7 +185,9 @@ def markdown(report: dict) -> str:
                 "|---|" + "---|" * (len(budgets) + 4)]
         for a in sorted(data["arms"], key=lambda a: list(ARMS).index(a) if a in ARMS else len(ARMS)):
             r = data["arms"][a]
-            out.append(f"| {a} | " + " | ".join(cell(r["at"][str(b)]) for b in budgets)
+            n = len(r["curves"])
+            name = a + (f" ({n} seed{'s' if n != 1 else ''})" if n != len(data["seeds"]) else "")
+            out.append(f"| {name} | " + " | ".join(cell(r["at"][str(b)]) for b in budgets)
                        + f" | {cell(r['auc'])} | {cell(r['mean'])} | {cell(r['cascade'], False)} "
                        f"| {cell(r['validity'], False)} |")
         out.append("")
