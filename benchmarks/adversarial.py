@@ -214,7 +214,8 @@ def plot(report: dict, path: str) -> None:
             n = min(map(len, cs))
             x = list(range(1, n + 1))
             cols = list(zip(*(c[:n] for c in cs)))
-            line, = ax.plot(x, [statistics.mean(v) for v in cols], label=a, lw=2.2 if a == "llm" else 1.4)
+            label = a + (f" ({len(cs)} seed{'s' if len(cs) != 1 else ''})" if len(cs) != len(data["seeds"]) else "")
+            line, = ax.plot(x, [statistics.mean(v) for v in cols], label=label, lw=2.2 if a == "llm" else 1.4)
             if len(cs) > 1:
                 ax.fill_between(x, [min(v) for v in cols], [max(v) for v in cols], color=line.get_color(), alpha=0.15)
         ax.axhline(1.0, color="black", lw=1, ls="--", label="exhaustive worst")
