@@ -164,6 +164,11 @@ def print_table(topo: str, data: dict, budgets: list[int]) -> None:
               f"{statistics.mean(no_kg['cascade']):.3f}): {'yes' if len(wins) == 2 else 'no'}")
 
 
+def arm_label(arm: str, n: int, data: dict) -> str:
+    """The arm's name, with its seed count where it ran over fewer seeds (n) than its topology."""
+    return arm + (f" ({n} seed{'s' if n != 1 else ''})" if n != len(data["seeds"]) else "")
+
+
 def markdown(report: dict) -> str:
     """The tables as Markdown (the README's): per topology and arm, the mean over seeds with the
     lowest and highest seed in brackets where they differ; arms in the benchmark's order, an arm
@@ -185,9 +190,8 @@ def markdown(report: dict) -> str:
                 "|---|" + "---|" * (len(budgets) + 4)]
         for a in sorted(data["arms"], key=lambda a: list(ARMS).index(a) if a in ARMS else len(ARMS)):
             r = data["arms"][a]
-            n = len(r["curves"])
-            name = a + (f" ({n} seed{'s' if n != 1 else ''})" if n != len(data["seeds"]) else "")
-            out.append(f"| {name} | " + " | ".join(cell(r["at"][str(b)]) for b in budgets)
+            out.append(f"| {arm_label(a, len(r['curves']), data)} | "
+                       + " | ".join(cell(r["at"][str(b)]) for b in budgets)
                        + f" | {cell(r['auc'])} | {cell(r['mean'])} | {cell(r['cascade'], False)} "
                        f"| {cell(r['validity'], False)} |")
         out.append("")
@@ -214,8 +218,8 @@ def plot(report: dict, path: str) -> None:
             n = min(map(len, cs))
             x = list(range(1, n + 1))
             cols = list(zip(*(c[:n] for c in cs)))
-            label = a + (f" ({len(cs)} seed{'s' if len(cs) != 1 else ''})" if len(cs) != len(data["seeds"]) else "")
-            line, = ax.plot(x, [statistics.mean(v) for v in cols], label=label, lw=2.2 if a == "llm" else 1.4)
+            line, = ax.plot(x, [statistics.mean(v) for v in cols], label=arm_label(a, len(cs), data),
+                            lw=2.2 if a == "llm" else 1.4)
             if len(cs) > 1:
                 ax.fill_between(x, [min(v) for v in cols], [max(v) for v in cols], color=line.get_color(), alpha=0.15)
         ax.axhline(1.0, color="black", lw=1, ls="--", label="exhaustive worst")
