@@ -96,7 +96,7 @@ def test_abilene_latency_inside_agrees_with_the_flow_twin(vm):
     # each pair's smallest RTT/2 is propagation (netem delays every frame by at least its link's
     # delay, so nothing comes in under the flow twin's figure) plus forwarding in the TCG VM plus
     # what queueing behind 1.2 ms background frames even the smallest probe met: +2.4 % without
-    # background, +5.2 % to +10.2 % with it over four runs (docs/vm.md); the mean adds the rest of
+    # background, +5.3 % to +10.2 % with it over four runs (docs/vm.md); the mean adds the rest of
     # the queueing on links shaped 1000x slower (meta latency_note)
     msg = f"emulation floor {floor:.2f} ms vs flow twin {f:.2f} ms on {len(flows)} pairs"
     assert floor >= 0.98 * f, msg
