@@ -55,6 +55,16 @@ def test_probe_windows_and_disruption():
     assert parse_ping(late, "A", "B", 0.04).disruption_s(100.05, 100.3) == pytest.approx(0.012)
     never = parse_ping(PING.split("[100.200]")[0], "A", "B", 0.04)
     assert never.disruption_s(100.05, 100.3) is None     # cut off, not rerouted
+    # stopped while a request was in flight (its "no answer yet" printed, its reply not yet):
+    # not a loss, so the reroute before it still counts (a CI run lost a fast probe's pair so)
+    tail = PING + "[100.281] no answer yet for icmp_seq=7\n"
+    assert parse_ping(tail, "A", "B", 0.04).disruption_s(100.05, 100.3) is None   # no stop: lost
+    stopped = parse_ping(tail, "A", "B", 0.04, t_start=99.99, t_stop=100.2812)
+    assert stopped.window(99.9, 100.3) == (6, 4, [1.0] * 4)                    # seq 7 left out
+    assert stopped.disruption_s(100.05, 100.3) == pytest.approx(0.11)
+    # a request unanswered for longer than any reply took was lost, stop or not
+    assert parse_ping(tail, "A", "B", 0.04, t_start=99.99, t_stop=100.4).window(99.9, 100.3)[:2] == (7, 4)
+    assert parse_ping(PING.split("[100.200]")[0], "A", "B", 0.04, t_stop=100.3).disruption_s(100.05, 100.3) is None
 
 
 def test_monitored_pairs_sample_covers_every_router():

@@ -2,7 +2,8 @@
 runs), qemu (software emulation on this host, whose KVM is PVM-only), ani inside on the kernel
 datapath with netem. Covered: ``ani doctor`` inside reports both; an Abilene scenario on the
 emulation inside has propagation delay: its latency floor (each pair's smallest RTT/2) agrees
-with the flow twin's baseline latency on the same monitored pairs within 10 %; ``ani remote run --vm`` runs a campaign with the emulation twin there and copies it back;
+with the flow twin's baseline latency on the same monitored pairs (never under it, at most 15 %
+over); ``ani remote run --vm`` runs a campaign with the emulation twin there and copies it back;
 ``ani vm ssh``/``status``; ``down`` leaves no process, overlay or port behind.
 """
 
@@ -86,7 +87,8 @@ def test_abilene_latency_inside_agrees_with_the_flow_twin(vm):
     emu = json.loads(r.stdout.strip().splitlines()[-1])
     fid = emu["meta"]["fidelity"]
     assert fid["datapath"] == "kernel" and fid["delay"] is True, fid
-    assert emu["meta"]["baseline_health"]["healthy"], emu["meta"]["baseline_health"]
+    assert emu["meta"]["baseline_health"]["healthy"], json.dumps(
+        {k: emu["meta"].get(k) for k in ("baseline_health", "load_avg", "timings_s", "probe_rate_hz_min", "pair_loss_pct", "network")})
     # the same pairs on both twins: the emulation probes a sample of Abilene's 110 flows in the VM
     flows = emu["meta"]["monitored_flows"]
     ref = baseline_latency_ms(kg_from_ref("topozoo/Abilene"))

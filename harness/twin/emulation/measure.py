@@ -134,7 +134,9 @@ class Probe:
 
 def parse_ping(text: str, src: str, dst: str, interval_s: float, t_start: float = 0.0,
                t_stop: float = 0.0) -> Probe:
-    """Parse ``ping -D -O`` output into a :class:`Probe` (one pass)."""
+    """Parse ``ping -D -O`` output into a :class:`Probe` (one pass).  With ``t_stop`` (when the
+    probe was stopped), unanswered requests that may still have been in flight then are left out
+    of :attr:`Probe.sends`: a reply 1 ms after the stop would have made them answered."""
     by_seq: dict[int, tuple[float, bool, float | None]] = {}
     replies, max_seq, sent = [], 0, None
     first = last = None   # (timestamp, seq) of the first and last dated lines, to date the rate
@@ -159,7 +161,14 @@ def parse_ping(text: str, src: str, dst: str, interval_s: float, t_start: float 
         last = (ts, seq)
         max_seq = max(max_seq, seq)
     replies.sort()
-    probe = Probe(src, dst, interval_s, sorted(by_seq.values()), replies,
+    sends = sorted(by_seq.values())
+    if t_stop and replies:
+        # ping stops on SIGINT without waiting for replies still on their way: a request sent
+        # within the slowest RTT this probe saw (plus one interval, the "no answer yet" line's
+        # dating) before the stop was in flight, not lost -- it is left out, neither sent nor lost
+        horizon = t_stop - max(r[2] for r in replies) / 1000.0 - interval_s
+        sends = [x for x in sends if x[1] or x[0] < horizon]
+    probe = Probe(src, dst, interval_s, sends, replies,
                   max(max_seq if sent is None else sent, len(replies)), t_start, t_stop)
     if first and last and last[1] > first[1]:
         # Rate from sequence numbers over ping's own clock (reply/report times of two seqs).
