@@ -28,7 +28,7 @@ from harness.cli.llm import llm as llm_cli
 from harness.errors import LLMError
 from harness.generate import GenState
 from harness.generate.llm import SYSTEM, LLMGenerator, event_schema
-from harness.llm import LLMClient, vllm
+from harness.llm import LLMClient, vllm, vllm_setup
 from harness.llm.vllm import VLLMServer, group_members
 from harness.scenario import Scenario, check_scenario
 from harness.scenario.causal import admissible_events
@@ -204,6 +204,21 @@ def test_server_that_dies_at_start_is_reported_and_cleaned(tmp_path, monkeypatch
         assert os.listdir(temp) == []
     finally:
         shutil.rmtree(temp)
+
+
+def test_model_conversion_leaves_no_temporary_files(tmp_path, monkeypatch):
+    """``make setup-vllm``'s conversion for real (~21 s): torch writes ``torchinductor_<user>``
+    into the temporary directory; the set-up step's private one is removed with it."""
+    if not vllm.is_installed():
+        pytest.fail(f"vLLM is not set up in {vllm.home()}: run `make setup-vllm`", pytrace=False)
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    out = tmp_path / "smollm2"
+    vllm_setup.convert_model(vllm.home() / "venv" / "bin" / "python", out, say=lambda _: None)
+    assert json.loads((out / "config.json").read_text())["model_type"] == "llama"
+    assert os.listdir(temp) == []
 
 
 def _descendants(pid: int) -> list[int]:

@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +56,11 @@ def _locked(path: Path):
 
 
 def _run(cmd: list[str], what: str) -> None:
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    """Run one set-up step with a private ``TMPDIR``, removed afterwards: torch leaves an (empty)
+    ``torchinductor_<user>`` in the temporary directory when the model is converted."""
+    with tempfile.TemporaryDirectory(prefix="ani-setup-vllm-") as tmp:
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=dict(os.environ, TMPDIR=tmp))
     if proc.returncode != 0:
         tail = "\n".join(proc.stdout.strip().splitlines()[-15:])
         raise LLMError(f"{what} failed (exit {proc.returncode}): {' '.join(cmd)}\n{tail}")
