@@ -220,6 +220,10 @@ def test_background_traffic_loads_the_baseline(ring_twin):
     assert on.meta["monitored_flows"] == sorted(kg.flows)
     for r in (on, off):
         assert 0 < r.meta["latency_floor_ms"]["baseline"] <= r.row("baseline").latency_ms_mean
+    # the probes before the background started give the queueing-free floor; without background
+    # there is no such window
+    assert on.meta["latency_floor_ms"]["no_background"] > 0
+    assert "no_background" not in off.meta["latency_floor_ms"]
     assert "queueing behind background frames" in on.meta["latency_note"]
     assert "queueing" not in off.meta["latency_note"]
     assert any(m.startswith("queueing delay at the real link rates") for m in on.not_modelled)

@@ -1,9 +1,9 @@
 """The real VM, booted once for the session: Debian built from Debian packages (cached across
 runs), qemu (software emulation on this host, whose KVM is PVM-only), ani inside on the kernel
 datapath with netem. Covered: ``ani doctor`` inside reports both; an Abilene scenario on the
-emulation inside has propagation delay: its latency floor (each pair's smallest RTT/2) agrees
-with the flow twin's baseline latency on the same monitored pairs (never under it, at most 15 %
-over); ``ani remote run --vm`` runs a campaign with the emulation twin there and copies it back;
+emulation inside has propagation delay: its latency floor before the background traffic starts
+(each pair's smallest RTT/2) agrees with the flow twin's baseline latency on the same monitored
+pairs (never under it, at most 10 % over); ``ani remote run --vm`` runs a campaign with the emulation twin there and copies it back;
 ``ani vm ssh``/``status``; ``down`` leaves no process, overlay or port behind.
 """
 
@@ -93,16 +93,18 @@ def test_abilene_latency_inside_agrees_with_the_flow_twin(vm):
     flows = emu["meta"]["monitored_flows"]
     ref = baseline_latency_ms(kg_from_ref("topozoo/Abilene"))
     f = sum(ref[x] for x in flows) / len(flows)
-    floor, mean = emu["meta"]["latency_floor_ms"]["baseline"], emu["rows"]["baseline"]["latency_ms_mean"]
+    floors, mean = emu["meta"]["latency_floor_ms"], emu["rows"]["baseline"]["latency_ms_mean"]
+    quiet, floor = floors["no_background"], floors["baseline"]
     assert f > 5                                   # Abilene's propagation delay (no delay: ~0.1-1 ms)
     # each pair's smallest RTT/2 is propagation (netem delays every frame by at least its link's
-    # delay, so nothing comes in under the flow twin's figure) plus forwarding in the TCG VM plus
-    # what queueing behind 1.2 ms background frames even the smallest probe met: +2.4 % without
-    # background, +5.3 % to +10.2 % with it over four runs (docs/vm.md); the mean adds the rest of
-    # the queueing on links shaped 1000x slower (meta latency_note)
-    msg = f"emulation floor {floor:.2f} ms vs flow twin {f:.2f} ms on {len(flows)} pairs"
+    # delay, so nothing comes in under the flow twin's figure; 2 % for rounding) plus forwarding
+    # in the TCG VM: +2.4 %, +4.2 %, +4.6 % measured before the background started (docs/vm.md).
+    # The baseline window's floor adds what queueing behind background frames even the smallest
+    # probe met (+3.6 % to +44 % measured, depending on the VM's load: only bounded below), the
+    # mean the rest of the queueing on links shaped slower (meta latency_note)
+    msg = f"emulation floor {quiet:.2f} ms (baseline {floor:.2f} ms) vs flow twin {f:.2f} ms on {len(flows)} pairs"
+    assert 0.98 * f <= quiet <= 1.10 * f, msg
     assert floor >= 0.98 * f, msg
-    assert floor <= 1.15 * f, msg
     assert floor <= mean, (floor, mean)
     assert "queueing" in emu["meta"]["latency_note"]
 

@@ -201,8 +201,9 @@ class EmulationTwin:
     probe_interval_s : ping interval of the probes (0.04 s = 25 Hz).
     max_pairs : at most this many monitored pairs (a covering sample beyond).
     max_fast_pairs : at most this many pairs timed by the fast probes.
-        These three default to the machine's :mod:`~harness.twin.emulation.profile` (the
-        native 0.04 s / 132 / 16, or a lighter set under software emulation).
+        These three, and ``background_max_pps``, default to the machine's
+        :mod:`~harness.twin.emulation.profile` (the native 0.04 s / 132 / 16 / 5,000 pps, or a
+        lighter set under software emulation).
     max_senders : at most this many concurrent surge / attack senders per event.
     flood_max_pps : per-sender packet rate above which a UDP flood uses iperf3 (a SYN
         flood is capped there).
@@ -224,13 +225,15 @@ class EmulationTwin:
                  fast_probe_interval_s: float = FAST_PROBE_INTERVAL_S, max_fast_pairs: int | None = None,
                  max_senders: int = 4, flood_max_pps: float = 10_000.0, datapath: str = "auto",
                  health_timeout: float = 1.0, background: bool = True,
-                 background_max_pps: float = DEFAULT_BG_MAX_PPS,
+                 background_max_pps: float | None = None,
                  background_max_hop_pps: float = DEFAULT_BG_MAX_HOP_PPS, alpha: float = DEFAULT_ALPHA,
                  cascade_links: bool = DEFAULT_LINKS, max_cascade_rounds: int = MAX_CASCADE_ROUNDS, cascade_window_s: float = CASCADE_WINDOW_S):
         self.profile = profile.detect()
         probe_interval_s = self.profile.probe_interval_s if probe_interval_s is None else probe_interval_s
         max_pairs = self.profile.max_pairs if max_pairs is None else max_pairs
         max_fast_pairs = self.profile.max_fast_pairs if max_fast_pairs is None else max_fast_pairs
+        if background_max_pps is None:
+            background_max_pps = self.profile.background_max_pps or DEFAULT_BG_MAX_PPS
         for key, val, ok in (("bw_scale", bw_scale, bw_scale > 0), ("window_s", window_s, window_s >= 0.5),
                              ("time_scale", time_scale, time_scale is None or time_scale >= 0),
                              ("inject_span_s", inject_span_s, inject_span_s >= 0),
@@ -406,6 +409,7 @@ class EmulationTwin:
         bg = None
         fast: Probes | None = None
         bg_info: dict = {"enabled": self.background}
+        t_quiet = None
         try:
             t0 = time.time()
             probes.start()
@@ -428,6 +432,7 @@ class EmulationTwin:
                                                      watch_pairs=degraded_pairs(paths0, pairs, effects.values())),
                                 sdir / "background")
                 bg_info.update(bg.plan.record(), probe_mbps=round(sum(probe_mbps.values()), 4))
+                t_quiet = (t0, time.time())    # the probes so far met no background traffic
                 timings["background_start_s"] = bg.start()
             # Senders start up first (Scapy's import must not load a window), then the
             # windows (epoch seconds) are fixed and the senders told when to run.
@@ -620,14 +625,16 @@ class EmulationTwin:
                                        traffic, rerouted_f, timed, fast=fast_pairs, frame=frame)
             rec.update(window_s=round(b - a, 3), **row_k.kpis(), impacted_node_names=row_k.impacted_node_names,
                        congested_link_names=row_k.congested_link_names, probe_loss_pct=ploss_k)
-        pair_loss = {}
-        floor = {}     # per phase: the propagation-and-forwarding floor, without queueing
-        for ph, (a, b) in windows.items():
-            pair_loss[ph] = {}
+        pair_loss: dict = {ph: {} for ph in windows}
+        # per phase: the propagation-and-forwarding floor (mean over pairs of each one's smallest
+        # RTT/2); "no_background": the probes before the background traffic started, which
+        # queued behind nothing (the phases' floors still meet some queueing, see latency_note)
+        floor = {}
+        for ph, (a, b) in {**({"no_background": t_quiet} if t_quiet else {}), **windows}.items():
             mins = []
             for f, pair in zip(flows, pairs):
                 sent, ok_, rtts = parsed[pair].window(a, b)
-                if sent and ok_ < sent:
+                if ph in windows and sent and ok_ < sent:
                     pair_loss[ph][f] = round(100.0 * (sent - ok_) / sent, 2)
                 if rtts:
                     mins.append(min(rtts) / 2.0)
@@ -680,8 +687,8 @@ class EmulationTwin:
                                 "and the services' latency SLA is not checked)")
         if self.background and bw < 1.0:
             not_modelled.append(f"queueing delay at the real link rates (links run at capacity x {bw:g}, so a probe "
-                                f"waits {1 / bw:g}x longer behind a background frame; latency_floor_ms leaves "
-                                f"queueing out)")
+                                f"waits {1 / bw:g}x longer behind a background frame; latency_floor_ms's "
+                                f"no_background entry leaves queueing out)")
         if sampled:
             not_modelled.append(f"all KG flows (a covering sample of {len(flows)} is monitored)")
         meta = {
@@ -1086,7 +1093,8 @@ def latency_note(net, kg: KnowledgeGraph, bw: float, background: bool) -> str:
         note += (f"; links are shaped at capacity x {bw:g} (the slowest at {slow:.4g} Mbit/s, where a "
                  f"{FRAME_BYTES}-byte frame takes {FRAME_BYTES * 8 / slow / 1000:.3g} ms), so "
                  f"the mean includes queueing behind background frames that the real links' rates would "
-                 f"not cause; latency_floor_ms (each pair's smallest RTT/2) estimates propagation + forwarding")
+                 f"not cause; latency_floor_ms (each pair's smallest RTT/2) estimates propagation + forwarding, "
+                 f"its no_background entry (the probes before the background started) without that queueing")
     return note
 
 
