@@ -89,6 +89,18 @@ def test_not_root_is_a_clear_error(monkeypatch, graph):
         twin.run(kg, scenario(kg, "x", {"event_type": "fiber_link_failure", "target": "A-B", "timestamp": 1}))
 
 
+def test_machine_profile_sets_probing_and_background_budget(monkeypatch):
+    from harness.twin.emulation import profile
+    monkeypatch.setattr(profile, "virtualisation", lambda: "qemu")      # qemu without KVM
+    t = EmulationTwin()
+    assert (t.profile.name, t.probe_interval_s, t.max_pairs, t.max_fast_pairs, t.background_max_pps) == \
+        ("software-emulated", 0.1, 20, 4, 300.0)
+    assert EmulationTwin(background_max_pps=1000, max_pairs=7).background_max_pps == 1000.0   # asked for: kept
+    monkeypatch.setattr(profile, "virtualisation", lambda: "none")
+    t = EmulationTwin()
+    assert (t.profile.name, t.probe_interval_s, t.max_pairs, t.background_max_pps) == ("native", 0.04, 132, 5000.0)
+
+
 def test_registered_and_bad_options():
     assert isinstance(make_twin("emulation"), EmulationTwin)
     with pytest.raises(Exception, match="window_s"):
