@@ -96,6 +96,9 @@ def test_machine_profile_sets_probing_and_background_budget(monkeypatch):
     assert (t.profile.name, t.probe_interval_s, t.max_pairs, t.max_fast_pairs, t.background_max_pps) == \
         ("software-emulated", 0.1, 20, 4, 300.0)
     assert EmulationTwin(background_max_pps=1000, max_pairs=7).background_max_pps == 1000.0   # asked for: kept
+    from harness.twin.emulation.doctor import doctor
+    (cpu,) = [c for c in doctor() if c.name == "CPU"]
+    assert not cpu.ok and "20 pairs at 10 Hz, 4 fast pairs, background at most 300 pps" in cpu.impact
     monkeypatch.setattr(profile, "virtualisation", lambda: "none")
     t = EmulationTwin()
     assert (t.profile.name, t.probe_interval_s, t.max_pairs, t.background_max_pps) == ("native", 0.04, 132, 5000.0)

@@ -62,7 +62,9 @@ def doctor() -> list[Check]:
     soft = prof is profile.SOFTWARE_EMULATED
     checks.append(Check("CPU", not soft, f"virtualisation: {virt}" + (" (software emulation)" if soft else ""),
                         f"lighter probing: {prof.max_pairs} pairs at {1 / prof.probe_interval_s:g} Hz, "
-                        f"{prof.max_fast_pairs} fast pairs", required=False))
+                        f"{prof.max_fast_pairs} fast pairs"
+                        + (f", background at most {prof.background_max_pps:g} pps" if prof.background_max_pps else ""),
+                        required=False))
     ok, detail = _cmd_ok(["nft", "--version"])
     checks.append(Check("nftables", ok, detail, "no loss injection without netem", required=not netem))
     ok, detail = _cmd_ok(["iptables", "--version"])
