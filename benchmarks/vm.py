@@ -69,6 +69,7 @@ def main() -> int:
         ref = baseline_latency_ms(kg_from_ref("topozoo/Abilene"))
         f = sum(ref[x] for x in pairs) / len(pairs)
         floor = emu["meta"]["latency_floor_ms"]["baseline"]
+        quiet = emu["meta"]["latency_floor_ms"].get("no_background")
         bring = emu["meta"]["network"]["bringup_s"]
         e = emu["rows"]["baseline"]["latency_ms_mean"]
         fid = emu["meta"]["fidelity"]
@@ -76,7 +77,9 @@ def main() -> int:
         print(f"Abilene bring-up inside: {bring:.1f} s (goal <= 10 s: ratio {bring / 10:.2f}; "
               + ", ".join(f"{k.removesuffix('_s')} {v:.1f} s" for k, v in parts.items())
               + f"); datapath {fid['datapath']}, delay {fid['delay']}")
-        print(f"fiber cut on the emulation inside: {wall:.1f} s wall; baseline latency floor {floor:.2f} ms vs flow "
+        print(f"fiber cut on the emulation inside: {wall:.1f} s wall; latency floor before the background "
+              + (f"{quiet:.2f} ms (ratio {quiet / f:.3f}), " if quiet else "not measured, ")
+              + f"in the baseline window {floor:.2f} ms vs flow "
               f"twin {f:.2f} ms on the same {len(pairs)} pairs (ratio {floor / f:.3f}; mean RTT/2 {e:.2f} ms "
               f"with queueing at bw_scale); baseline health {emu['meta']['baseline_health']['healthy']}; "
               f"reroute {emu['rows']['failure']['reroute_time_ms_mean']:.0f} ms (flow twin "
